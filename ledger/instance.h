@@ -1,0 +1,156 @@
+// An instance's state folded from its stream (RULES.md all product sections, "Time-driven
+// events", "Import of existing instances"): `evolve` is the pure fold, `deadlines` the timers the
+// state implies, and the view helpers what API.md's instance view shows. All pure, thread-safe.
+#pragma once
+
+#include "ledger/events.h"
+#include "ledger/money.h"
+#include "ledger/policy.h"
+#include "ledger/types.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mqledger {
+
+/// Everything the rules and API.md's instance view need about one instance.
+struct instance_state {
+    bool exists = false;
+    std::string id;                          // set by the caller from the stream name: events carry no id
+    std::string account_id;
+    product prod = product::kafka;
+    billing bill = billing::subscription;
+    std::string timezone;
+    state current = state::not_deployed;
+    time_point state_since{};
+    time_point created_at{};
+    time_point last_effective_at{};          // effective_at of the newest folded event
+
+    std::int32_t term_months = 0;            // subscription term length, renewed by auto-renew
+    std::optional<time_point> expires_at;    // subscription only
+    std::optional<time_point> overdue_since; // start of the overdue path (payg/serverless)
+
+    price rate;
+    std::optional<instance_config> config;   // RocketMQ only
+
+    auto_renew_setting auto_renew;
+    time_point auto_renew_not_before{};      // next attempt at or after this (set, last attempt)
+    std::int32_t auto_renew_failures = 0;    // consecutive failed attempts
+
+    bool force_delete_pending = false;
+    std::optional<time_point> force_delete_requested_at;
+    std::optional<time_point> config_change_started_at;  // a change in progress since then (Q)
+
+    std::vector<std::string> topics;
+    std::vector<std::string> groups;
+
+    // Settlement (payg/serverless): from `at` on the instance is in `in_state` at `rate`; kept
+    // from the last settled cycle end on. The policy says which states are billable.
+    struct mark {
+        time_point at{};
+        state in_state = state::running;
+        money rate = 0;
+        friend bool operator==(const mark&, const mark&) = default;
+    };
+    std::vector<mark> marks;
+    std::optional<time_point> settled_until; // end of the last settled cycle
+    money billed_total = 0;                  // sum of settled amounts
+
+    std::int64_t version = 0;                // number of events folded
+    policy_version policy = current_policy_version;
+
+    friend bool operator==(const instance_state&, const instance_state&) = default;
+};
+
+/// Folds one instance event into the state (RULES.md "Time-driven events": `effective_at` is
+/// when it took effect under the rules). Account events are ignored. Pure; thread-safe.
+[[nodiscard]] instance_state evolve(instance_state s, const events::event& e, time_point effective_at);
+
+/// As above, also recording the policy version from the event's metadata. Pure; thread-safe.
+[[nodiscard]] instance_state evolve(instance_state s, const events::event& e, time_point effective_at,
+                                    policy_version version);
+
+/// The billing history as billable marks under policy `p` (input of `cycle_amount`). Thread-safe.
+[[nodiscard]] std::vector<billing_mark> billing_marks(const instance_state& s, const policy& p);
+
+/// When a change in progress completes (Q; decision: 5 minutes after it started). Thread-safe.
+[[nodiscard]] std::optional<time_point> config_change_until(const instance_state& s, const policy& p);
+
+/// Timer kinds (RULES.md "Time-driven events").
+enum class timer_kind {
+    expiry,                   // subscription term end → expired
+    release,                  // auto-release (expired/stopped/suspended → released)
+    grace_end,                // RabbitMQ grace end → frozen
+    retention_end,            // RabbitMQ retention end → released
+    suspension,               // MQTT grace end → suspended
+    auto_renew_attempt,       // R: 03:00 local attempts
+    settlement,               // end of a billing cycle (+ issue delay)
+    config_change_completion, // Q: change in progress ends
+    force_delete,             // K: the force-delete task
+};
+/// The stable snake_case name of a timer kind (the timers projection stores it). Thread-safe.
+[[nodiscard]] std::string_view to_string(timer_kind k) noexcept;
+/// The timer kind of a stored name, or nothing. Thread-safe.
+[[nodiscard]] std::optional<timer_kind> parse_timer_kind(std::string_view s) noexcept;
+
+struct timer {
+    timer_kind kind = timer_kind::expiry;
+    time_point due_at{};
+    friend bool operator==(const timer&, const timer&) = default;
+};
+
+/// Every timer the state implies, soonest first; a due time in the past means "fire now"
+/// (RULES.md "Import"). A state transition's due time is never before the state began.
+/// Pure; thread-safe.
+[[nodiscard]] std::vector<timer> deadlines(const instance_state& s, const policy& p);
+
+/// The next billing cycle not yet settled, [start, end), when there is billable time in it
+/// (RULES.md "Accounts and payments"). Pure; thread-safe.
+struct cycle {
+    time_point start{};
+    time_point end{};
+};
+[[nodiscard]] std::optional<cycle> next_unsettled_cycle(const instance_state& s, const policy& p);
+
+/// The cycle of policy `p` containing `t`. Pure; thread-safe.
+[[nodiscard]] cycle cycle_containing(time_point t, const policy& p, std::string_view timezone);
+
+/// When the force-delete task runs (K: at once for a subscription; for payg/serverless at the
+/// next settlement time, when the final bill is generated). Pure; thread-safe.
+[[nodiscard]] std::optional<time_point> force_delete_due(const instance_state& s, const policy& p);
+
+/// The next auto-renew attempt (R: 03:00 local on the day N days before expiry, or the next
+/// 03:00 after enabling or after a failed attempt; only before expiry). Pure; thread-safe.
+[[nodiscard]] std::optional<time_point> next_auto_renew_attempt(const instance_state& s, const policy& p);
+
+/// True when the instance is on its overdue path (payg/serverless bill not covered). Thread-safe.
+[[nodiscard]] bool on_overdue_path(const instance_state& s, const policy& p);
+
+// ---- view helpers (API.md "GET /v1/instances/{id}") ----
+
+/// API.md's `deadlines` object: each key only when it applies. `release_at` is the projected
+/// release (for RabbitMQ/MQTT in their first lapse state: after both phases, unless paid or
+/// renewed), also for a pending force deletion.
+struct deadline_view {
+    std::optional<time_point> release_at;
+    std::optional<time_point> suspend_at;
+    std::optional<time_point> freeze_at;
+    std::optional<time_point> next_auto_renew_at;
+    std::optional<time_point> next_settlement_at;
+    std::optional<time_point> config_change_until;
+    friend bool operator==(const deadline_view&, const deadline_view&) = default;
+};
+/// The deadlines of the instance view (RULES.md "Time-driven events"). Pure; thread-safe.
+[[nodiscard]] deadline_view view_deadlines(const instance_state& s, const policy& p);
+
+/// The product's name for the current state ("Frozen", "Grace period", "Service suspension").
+[[nodiscard]] std::string display_state(const instance_state& s, const policy& p);
+/// The flags of the current state (RULES.md "Vocabulary"). Thread-safe.
+[[nodiscard]] const state_policy& state_flags(const instance_state& s, const policy& p);
+/// The actions available now: the console's Actions column for the state, plus unsubscribe,
+/// change-config and auto-renew where they apply, minus what a pending force deletion or a
+/// change in progress forbids. Pure; thread-safe.
+[[nodiscard]] std::vector<std::string> allowed_actions(const instance_state& s, const policy& p, time_point now);
+
+} // namespace mqledger

@@ -1,0 +1,58 @@
+// Local wall-clock rules (RULES.md "Vocabulary: Local time", "Terms"): "08:00 local N days after",
+// "03:00 on the calendar day N days before expiry", calendar-month terms clamped to the month's
+// end. Times are UTC instants in, UTC instants out; the IANA zone comes from the system tzdata.
+// A local time that does not exist (DST gap) moves forward to the first instant that exists; an
+// ambiguous one takes the earlier instant. Every function here is pure and thread-safe.
+#pragma once
+
+#include "ledger/types.h"
+
+#include <string_view>
+
+namespace date {
+class time_zone;
+}
+
+namespace mqledger {
+
+/// The zone used when a purchase names none (RULES.md "Local time", a decision: the seeds' GMT+08:00).
+inline constexpr std::string_view default_timezone = "Asia/Shanghai";
+
+/// The IANA zone, or nullptr when the name is unknown (API.md 422 "bad time zone"). Thread-safe.
+[[nodiscard]] const date::time_zone* find_zone(std::string_view name) noexcept;
+
+/// True when `name` is a known IANA zone. Thread-safe.
+[[nodiscard]] bool valid_timezone(std::string_view name) noexcept;
+
+/// The instant of a local date and time of day in `zone`, gaps forward, ambiguity to the earlier
+/// instant (RULES.md "Local time"). Thread-safe.
+[[nodiscard]] time_point local_to_utc(const date::time_zone* zone, std::chrono::sys_days local_day,
+                                      std::chrono::microseconds time_of_day);
+
+/// The local calendar day (as a day count) of the instant `t` in `zone`. Thread-safe.
+[[nodiscard]] std::chrono::sys_days local_day_of(const date::time_zone* zone, time_point t);
+
+/// `hour`:00 local on the calendar day `days` days after the local day of `t` (K: "8:00 two days
+/// after entering the Stopped state": stopped 2023-10-13 14:00 → 2023-10-15 08:00). Thread-safe.
+[[nodiscard]] time_point local_hour_days_after(time_point t, const date::time_zone* zone, int days, int hour);
+
+/// `hour`:00 local on the calendar day `days` days before the local day of `t` (R: the first
+/// auto-renew attempt at 03:00 seven days before expiry). Thread-safe.
+[[nodiscard]] time_point local_hour_days_before(time_point t, const date::time_zone* zone, int days, int hour);
+
+/// The first `hour`:00 local at or after `from` (R: "one more attempt at 03:00 every day").
+/// Thread-safe.
+[[nodiscard]] time_point next_local_hour(time_point from, const date::time_zone* zone, int hour);
+
+/// `t` plus `months` calendar months at the same local time, clamped to the month's last day
+/// (RULES.md "Terms": 2024-01-31 10:00 + 1 month = 2024-02-29 10:00). Thread-safe.
+[[nodiscard]] time_point add_months_local(time_point t, const date::time_zone* zone, int months);
+
+/// The start (local midnight) of the local calendar day containing `t`. Thread-safe.
+[[nodiscard]] time_point local_day_start(time_point t, const date::time_zone* zone);
+
+/// Convenience: the UTC instant of a local wall-clock reading "YYYY-MM-DD hh:mm[:ss]" in `zone`,
+/// for tests and imports. Returns the epoch when the text does not parse. Thread-safe.
+[[nodiscard]] time_point parse_local(std::string_view text, const date::time_zone* zone);
+
+} // namespace mqledger
