@@ -67,6 +67,15 @@ bool valid_name(const std::string& n) { return !n.empty() && n.size() <= max_nam
 
 // ---- stage 1: the command alone ----
 
+// The policy table is indexed by product and billing: a value outside the enums (a caller that
+// did not come through the codec) is refused before it can index anything.
+std::optional<decision> validate_enums(const cmd::purchase& c) {
+    if (to_string(c.prod) == "?") return invalid("product", "unknown product");
+    if (to_string(c.bill) == "?") return invalid("billing", "unknown billing model");
+    if (to_string(c.rate.per) == "?") return invalid("price", "unknown price unit");
+    return std::nullopt;
+}
+
 std::optional<decision> validate_purchase_fields(const cmd::purchase& c, const policy& p) {
     if (c.instance_id.empty()) return invalid("instance_id", "instance_id is required");
     if (c.account_id.empty()) return invalid("account_id", "account_id is required");
@@ -74,10 +83,17 @@ std::optional<decision> validate_purchase_fields(const cmd::purchase& c, const p
     if (c.rate.per != p.price_unit || c.rate.amount < 0)
         return invalid("price", std::string{"price must be a non-negative "} + std::string{to_string(p.price_unit)} +
                                     " amount");
+    // RULES.md "Money": a settlement must never overflow, so a rate whose one-cycle bill could
+    // not be computed exactly is refused here rather than billed wrongly later.
+    if (p.cycle != cycle_kind::none && !rate_fits_cycle(c.rate.amount, longest_cycle(p)))
+        return invalid("price", "the price is too large: a billing cycle's bill would overflow");
     if (c.bill == billing::subscription && (c.term_months < 1 || c.term_months > p.max_term_months))
         return invalid("term_months", "term_months out of range");
     if (c.bill != billing::subscription && c.term_months != 0)
         return invalid("term_months", "term_months applies to subscriptions only");
+    // The term's cost (and every automatic renewal of the same term) must be representable.
+    if (c.bill == billing::subscription && !checked_mul(c.rate.amount, c.term_months))
+        return invalid("price", "price × term overflows");
     if (p.config.allowed && (!c.config || !valid_config(*c.config)))
         return invalid("config", "a valid configuration is required");
     if (c.auto_renew && c.auto_renew->enabled) {
@@ -151,6 +167,7 @@ struct instance_decider {
 
     // ---- purchase and import ----
     decision operator()(const cmd::purchase& c) const {
+        if (auto bad = validate_enums(c)) return std::move(*bad);
         const auto& pp = ctx.policies->get(c.prod, c.bill);
         if (!pp.purchase_allowed)
             return invalid("billing", pp.purchase_refusal.empty() ? "this product is not sold with this billing model"
@@ -168,6 +185,7 @@ struct instance_decider {
         if (ctx.account->balance < *cost) return insufficient(ctx.account->balance, *cost);
         const auto* z = find_zone(c.timezone.empty() ? default_timezone : std::string_view{c.timezone});
         const auto expiry = add_months_local(now, z, c.term_months);
+        if (!supported_time(expiry)) return invalid("term_months", "the term ends beyond the supported range");
         std::vector<pending_event> out{{id, now, purchase_event(c, pp, expiry)}};
         if (*cost > 0)
             out.push_back({account_stream(c.account_id), now, ev::charged{*cost, "purchase", c.instance_id, ""}});
@@ -176,10 +194,16 @@ struct instance_decider {
 
     decision operator()(const cmd::import_instance& c) const {
         const auto& d = c.details;
+        if (auto bad = validate_enums(d)) return std::move(*bad);
+        if (to_string(c.in_state) == "?") return invalid("state", "unknown state");
         const auto& pp = ctx.policies->get(d.prod, d.bill);
         if (!pp.import_allowed) return invalid("billing", "this product and billing model cannot be imported");
         if (auto bad = validate_purchase_fields(d, pp)) return std::move(*bad);
         if (!pp.at(c.in_state).valid) return invalid("state", "the state does not exist for this product and billing");
+        if (!supported_time(c.state_since)) return invalid("state_since", "state_since is out of the supported range");
+        if (c.expires_at && !supported_time(*c.expires_at)) return invalid("expires_at", "expires_at is out of the supported range");
+        if (c.overdue_since && !supported_time(*c.overdue_since))
+            return invalid("overdue_since", "overdue_since is out of the supported range");
         if (c.state_since > now) return invalid("state_since", "state_since is in the future");
         if (d.bill == billing::subscription && !c.expires_at) return invalid("expires_at", "expires_at is required");
         if (c.overdue_since && *c.overdue_since > now) return invalid("overdue_since", "overdue_since is in the future");
@@ -216,6 +240,7 @@ struct instance_decider {
         // RULES.md "Terms": the renewed term starts at the current expiry, also after expiring.
         const auto expiry = add_months_local(*s.expires_at, zone(), c.months);
         if (expiry <= now) return invalid("months", "the renewed term would already have ended");
+        if (!supported_time(expiry)) return invalid("months", "the renewed term ends beyond the supported range");
         if (balance() < *cost) return insufficient(balance(), *cost);
         std::vector<pending_event> out{on_instance(now, ev::renewed{c.months, *cost, expiry, false})};
         if (*cost > 0) out.push_back(on_account(now, ev::charged{*cost, "renewal", ctx.instance_id, ""}));
@@ -245,6 +270,12 @@ struct instance_decider {
         if (!allows(action::change_config)) return bad_transition("change-config is not available in this state");
         if (!c.config || !valid_config(*c.config)) return invalid("config", "a valid configuration is required");
         if (c.rate.per != s.rate.per || c.rate.amount < 0) return invalid("price", "the price unit must not change");
+        // RULES.md "Money": as at purchase, a new rate must keep every later bill representable:
+        // one cycle's settlement, and a renewal (automatic or not) of the instance's term.
+        if (p->cycle != cycle_kind::none && !rate_fits_cycle(c.rate.amount, longest_cycle(*p)))
+            return invalid("price", "the price is too large: a billing cycle's bill would overflow");
+        if (s.bill == billing::subscription && !checked_mul(c.rate.amount, std::max<std::int32_t>(1, s.term_months)))
+            return invalid("price", "price × term overflows");
         const auto& from = s.config.value_or(instance_config{});
         const auto& to = *c.config;
         if (to == from) return invalid("config", "the change changes nothing");
@@ -306,12 +337,14 @@ struct instance_decider {
 
     // ---- cross-stream ----
     decision operator()(const cmd::account_overdue& c) const {
+        if (!supported_time(c.since)) return invalid("since", "the overdue time is out of the supported range");
         const auto entry = overdue_entry();
         if (!entry) return emit({});
         return emit({on_instance(std::max(c.since, s.last_effective_at), *entry)});
     }
 
     decision operator()(const cmd::account_paid& c) const {
+        if (!supported_time(c.at)) return invalid("at", "the payment time is out of the supported range");
         if (!on_overdue_path(s, *p) || s.force_delete_pending) return emit({});
         if (ctx.account && ctx.account->balance < 0) return emit({});
         const auto at = std::max(c.at, s.last_effective_at);
@@ -321,15 +354,25 @@ struct instance_decider {
     }
 
     // ---- timers ----
-    // The bill of cycle `c`, effective at `at` (RULES.md "Accounts and payments").
-    std::vector<pending_event> settle(const instance_state& st, const cycle& c, time_point at, money& bal) const {
-        const auto amount = cycle_amount(billing_marks(st, *p), c.start, c.end, p->highest_rate_in_cycle).value_or(0);
-        std::vector<pending_event> out{on_instance(at, ev::settled{c.start, c.end, amount})};
-        if (amount > 0) {
-            out.push_back(on_account(at, ev::charged{amount, "settlement", ctx.instance_id, ""}));
-            bal = checked_sub(bal, amount).value_or(bal);
+    // The bill of cycle `c`, effective at `at` (RULES.md "Accounts and payments"), or nothing when
+    // the bill or the balance after it cannot be represented. Prices are bounded at purchase,
+    // import and change-config (`rate_fits_cycle`) so that cannot happen; should it anyway (a
+    // hand-written log), the settlement is refused rather than recorded with a wrong amount.
+    std::optional<std::vector<pending_event>> settle(const instance_state& st, const cycle& c, time_point at,
+                                                     money& bal) const {
+        const auto amount = cycle_amount(billing_marks(st, *p), c.start, c.end, p->highest_rate_in_cycle);
+        if (!amount || *amount < 0) return std::nullopt;
+        std::vector<pending_event> out{on_instance(at, ev::settled{c.start, c.end, *amount})};
+        if (*amount > 0) {
+            const auto after = checked_sub(bal, *amount);
+            if (!after) return std::nullopt;
+            out.push_back(on_account(at, ev::charged{*amount, "settlement", ctx.instance_id, ""}));
+            bal = *after;
         }
         return out;
+    }
+    static decision unrepresentable_bill() {
+        return invalid("price", "the cycle's bill or the balance after it overflows; nothing was settled");
     }
 
     decision operator()(const cmd::tick& t) const {
@@ -348,7 +391,10 @@ struct instance_decider {
         case timer_kind::config_change_completion: return emit({on_instance(at, ev::config_change_completed{})});
         case timer_kind::auto_renew_attempt: {
             const std::int32_t months = std::max<std::int32_t>(1, s.term_months);
-            const auto cost = checked_mul(s.rate.amount, months).value_or(std::numeric_limits<money>::max());
+            // Bounded at purchase, import and change-config; never record a made-up amount.
+            const auto price_of_term = checked_mul(s.rate.amount, months);
+            if (!price_of_term) return invalid("price", "price × term overflows");
+            const money cost = *price_of_term;
             if (!ctx.account || ctx.account->balance < cost)
                 return emit({on_instance(at, ev::auto_renew_failed{cost, balance()})});
             const auto expiry = add_months_local(*s.expires_at, zone(), months);
@@ -360,7 +406,9 @@ struct instance_decider {
             if (!ctx.account) return not_found("unknown account");
             const auto c = next_unsettled_cycle(s, *p);
             money bal = ctx.account->balance;
-            auto out = settle(s, *c, at, bal);
+            auto bill = settle(s, *c, at, bal);
+            if (!bill) return unrepresentable_bill();
+            auto out = std::move(*bill);
             // A bill that leaves the account owing starts this instance's overdue path at once;
             // the caller tells the account's other instances (command account_overdue).
             if (bal < 0)
@@ -376,8 +424,9 @@ struct instance_decider {
                 const auto c = next_unsettled_cycle(st, *p);
                 if (!c || c->end + p->issue_delay > at) break;
                 auto bill = settle(st, *c, at, bal);
-                st = evolve(std::move(st), bill.front().data, at);
-                std::move(bill.begin(), bill.end(), std::back_inserter(out));
+                if (!bill) return unrepresentable_bill();
+                st = evolve(std::move(st), bill->front().data, at);
+                std::move(bill->begin(), bill->end(), std::back_inserter(out));
             }
             out.push_back(on_instance(at, release_event(ev::release_cause::force_delete)));
             return emit(std::move(out));
@@ -417,6 +466,7 @@ std::string_view to_string(refusal_code c) noexcept {
 decision decide(const instance_state& s, const commands::command& c, time_point now, const decide_context& ctx) {
     if (ctx.policies == nullptr) return invalid("policy", "no policy in force");
     if (commands::is_account_command(c)) return invalid("command", "an account command");
+    if (!supported_time(now)) return invalid("now", "the time is out of the supported range");
     if (!s.exists && !is_creation(c)) {
         if (is_timer_or_cross_stream(c)) return decision{};
         return not_found("unknown instance");
@@ -468,6 +518,7 @@ decision decide(const account_state& a, const commands::command& c, time_point n
         if (ch->amount <= 0) return invalid("amount", "the amount must be positive");
         if (!a.exists) return not_found("unknown account");
         if (a.balance < ch->amount) return insufficient(a.balance, ch->amount);
+        if (!checked_add(a.total_charged, ch->amount)) return invalid("amount", "the amount is too large");
         return decision{{{stream, now, ev::charged{ch->amount, ch->reason.empty() ? "usage" : ch->reason,
                                                   ch->instance_id, ch->reference}}},
                         std::nullopt};

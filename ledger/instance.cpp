@@ -199,6 +199,15 @@ std::optional<time_point> config_change_until(const instance_state& s, const pol
     return *s.config_change_started_at + p.change_in_progress;
 }
 
+duration longest_cycle(const policy& p) noexcept {
+    switch (p.cycle) {
+    case cycle_kind::hourly: return std::chrono::hours{1};
+    case cycle_kind::local_day: return std::chrono::hours{48};
+    case cycle_kind::none: break;
+    }
+    return duration{0};
+}
+
 cycle cycle_containing(time_point t, const policy& p, std::string_view timezone) {
     if (p.cycle == cycle_kind::local_day) {
         const auto* z = find_zone(timezone);

@@ -113,6 +113,11 @@ struct cycle {
 };
 [[nodiscard]] std::optional<cycle> next_unsettled_cycle(const instance_state& s, const policy& p);
 
+/// The longest billing cycle policy `p` can cut, for bounding prices (`rate_fits_cycle`): an hour
+/// for hourly cycles; for local days two days, more than any local day of any IANA zone since
+/// 1900 (DST days are 23 or 25 hours). Zero when the policy has no cycles. Thread-safe.
+[[nodiscard]] duration longest_cycle(const policy& p) noexcept;
+
 /// The cycle of policy `p` containing `t`. Pure; thread-safe.
 [[nodiscard]] cycle cycle_containing(time_point t, const policy& p, std::string_view timezone);
 

@@ -11,6 +11,12 @@ namespace mqledger {
 
 using std::chrono::microseconds;
 
+bool supported_time(time_point t) noexcept {
+    static constexpr auto earliest = date::sys_days{date::year{1900} / 1 / 1};
+    static constexpr auto latest = date::sys_days{date::year{10000} / 1 / 1};
+    return t >= earliest && t < latest;
+}
+
 const date::time_zone* find_zone(std::string_view name) noexcept {
     if (name.empty()) return nullptr;
     try {

@@ -18,6 +18,12 @@ namespace mqledger {
 /// The zone used when a purchase names none (RULES.md "Local time", a decision: the seeds' GMT+08:00).
 inline constexpr std::string_view default_timezone = "Asia/Shanghai";
 
+/// The instants the core accepts from outside (command times, imported facts, `now`): years 1900
+/// to 9999 UTC. Every local-time and month computation stays far inside what int64 microseconds
+/// and date/tz's civil calendar represent, so no arithmetic on an accepted time can overflow
+/// (RULES.md "Local time"; a decision, not a seed rule). Thread-safe.
+[[nodiscard]] bool supported_time(time_point t) noexcept;
+
 /// The IANA zone, or nullptr when the name is unknown (API.md 422 "bad time zone"). Thread-safe.
 [[nodiscard]] const date::time_zone* find_zone(std::string_view name) noexcept;
 

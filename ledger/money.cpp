@@ -2,6 +2,8 @@
 
 #include "ledger/local_time.h"
 
+#include <date/tz.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -53,11 +55,21 @@ std::optional<money> mul_div_half_up(money a, std::int64_t b, std::int64_t c) no
 
 remaining_months remaining_term(time_point now, time_point expires_at, const date::time_zone* zone) {
     remaining_months r;
-    if (expires_at <= now) { r.partial_num = 0; return r; }
+    // Outside the supported range the civil calendar is not exact; decide never gets there.
+    if (expires_at <= now || zone == nullptr || !supported_time(now) || !supported_time(expires_at)) return r;
     // Months are counted from `now` each time (not step by step) so clamping to a short month
-    // does not drift the later anchors.
-    std::int64_t k = 0;
-    while (add_months_local(now, zone, static_cast<int>(k + 1)) <= expires_at) ++k;
+    // does not drift the later anchors. The calendar difference of the two local months is at
+    // most one more than the answer, so the search below takes a few steps whatever the term
+    // (it used to walk month by month from `now`, which a far expiry turned into a long loop).
+    const auto local_ym = [zone](time_point t) {
+        const date::year_month_day ymd{date::floor<date::days>(zone->to_local(t))};
+        return static_cast<std::int64_t>(static_cast<int>(ymd.year())) * 12 +
+               static_cast<std::int64_t>(static_cast<unsigned>(ymd.month()));
+    };
+    constexpr std::int64_t max_months = std::numeric_limits<int>::max() - 1;
+    std::int64_t k = std::clamp<std::int64_t>(local_ym(expires_at) - local_ym(now) - 1, 0, max_months);
+    while (k > 0 && add_months_local(now, zone, static_cast<int>(k)) > expires_at) --k;
+    while (k < max_months && add_months_local(now, zone, static_cast<int>(k + 1)) <= expires_at) ++k;
     const auto from = add_months_local(now, zone, static_cast<int>(k));
     const auto to = add_months_local(now, zone, static_cast<int>(k + 1));
     r.whole = k;
@@ -71,6 +83,11 @@ std::optional<money> prorate_difference(money monthly_difference, time_point now
     const auto r = remaining_term(now, expires_at, zone);
     const int128 months_num = static_cast<int128>(r.whole) * r.partial_den + r.partial_num;
     return div_half_up(static_cast<int128>(monthly_difference) * months_num, r.partial_den);
+}
+
+bool rate_fits_cycle(money rate, duration longest_cycle) noexcept {
+    if (rate < 0 || longest_cycle.count() < 0) return false;
+    return checked_mul(rate, longest_cycle.count()).has_value();
 }
 
 std::optional<money> cycle_amount(const std::vector<billing_mark>& marks, time_point start, time_point end,

@@ -28,7 +28,8 @@ namespace mqledger {
 /// The remaining months of a term from `now` to `expires_at`: whole calendar months counted
 /// forward from `now` in local time, plus the partial last month as elapsed-time numerator and
 /// denominator (RULES.md "RocketMQ configuration changes": "whole calendar months plus the
-/// fraction of the last partial month by elapsed time"). Thread-safe.
+/// fraction of the last partial month by elapsed time"). Nothing remains (all zero) when either
+/// time is outside `supported_time` or the zone is null. Thread-safe.
 struct remaining_months {
     std::int64_t whole = 0;
     std::int64_t partial_num = 0;   // microseconds of the partial month left
@@ -40,6 +41,14 @@ struct remaining_months {
 /// bought, upgraded after 1 month pays 1 month's difference"). Nothing on overflow. Thread-safe.
 [[nodiscard]] std::optional<money> prorate_difference(money monthly_difference, time_point now,
                                                       time_point expires_at, const date::time_zone* zone);
+
+/// True when one billing cycle of `longest_cycle` at `rate` per cycle-unit is representable
+/// exactly: rate × the cycle's length in microseconds (the bill's numerator before its one
+/// rounding division) fits int64, and so does the bill itself. decide refuses a price that fails
+/// this (API.md 422 `invalid`, field `price`) at purchase, import and change-config, so a
+/// settlement can never overflow and never records a wrong amount (RULES.md "Money"). Negative
+/// rates never fit. Thread-safe.
+[[nodiscard]] bool rate_fits_cycle(money rate, duration longest_cycle) noexcept;
 
 /// A point in an instance's billing history: from `at` on, the instance is `billable` at `rate`
 /// (per cycle-unit: hourly for hourly cycles, daily for day cycles).

@@ -59,8 +59,12 @@ policy rabbitmq(billing b) {
     p.cycle = sub ? cycle_kind::none : cycle_kind::hourly;            // decision: hourly
     p.at(state::running) = sp("Running", true, true, true, sub ? std::vector<std::string>{action::renew}
                                                                   : std::vector<std::string>{});
-    p.at(state::expired) = sp("Expired", true, true, true,            // decision: usable in grace
-                              {sub ? action::renew : action::add_funds});
+    // R: "Yearly/Monthly RabbitMQ instances cannot run after their subscription expires" and
+    // "Pay-per-use RabbitMQ instances can run as long as you have sufficient account balance".
+    // RULES.md's decision (usable in grace, after Huawei's general billing rules) contradicts the
+    // seed, and the seed wins: the service is unavailable from expiry (or the overdue moment) on;
+    // data is retained and renewal / payment restores it. Overridable like every flag.
+    p.at(state::expired) = sp("Expired", false, true, true, {sub ? action::renew : action::add_funds});
     p.at(state::frozen) = sp("Frozen", false, true, true, {sub ? action::renew : action::add_funds});
     p.at(state::released) = sp("Released", false, false, true, {action::remove});
     p.at(state::deleted) = sp("Deleted", false, false, false, {});

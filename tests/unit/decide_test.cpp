@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <limits>
 
 using namespace mqledger;
 using namespace mqledger::test;
@@ -302,11 +303,12 @@ TEST_CASE("rabbitmq: starts running at purchase") {
     CHECK(st(w) == state::running);
 }
 
-TEST_CASE("rabbitmq subscription: expired (grace 15 d, usable) → frozen (retention 15 d) → released") {
+TEST_CASE("rabbitmq subscription: expired (grace 15 d, cannot run per R) → frozen (retention 15 d) → released") {
     auto w = make(product::rabbitmq, billing::subscription, 30000, at("2024-01-10 10:00"), 30000, 1);
     w.advance_to(at("2024-02-10 10:00"));
     CHECK(st(w) == state::expired);
-    CHECK(state_flags(w.inst, w.pol()).service_available);
+    CHECK_FALSE(state_flags(w.inst, w.pol()).service_available);  // R: "cannot run after their subscription expires"
+    CHECK(state_flags(w.inst, w.pol()).data_retained);
     CHECK(w.due(timer_kind::grace_end) == at("2024-02-25 10:00"));
     w.advance_to(at("2024-02-25 10:00"));
     CHECK(st(w) == state::frozen);
@@ -1041,4 +1043,198 @@ TEST_CASE("rocketmq payg: an upgrade needs no up-front charge and the change is 
     w.must(cmd::change_config{rmq("professional"), price{price::unit::hourly, 300}}, at("2024-01-10 10:10"));
     CHECK(std::get<events::config_change_started>(w.of<events::config_change_started>().at(0).data).amount == 0);
     CHECK(w.of<events::charged>().empty());
+}
+
+// ---------------------------------------------------------------- adversarial inputs (purity: no exception, no UB, no hang)
+
+namespace {
+
+constexpr money money_max = std::numeric_limits<money>::max();
+const time_point time_min{duration{std::numeric_limits<std::int64_t>::min()}};
+const time_point time_max{duration{std::numeric_limits<std::int64_t>::max()}};
+
+// Every instance command against `s` at `now`; decide must return a value for each.
+void decide_everything(const world& w, time_point now) {
+    const std::vector<cmd::command> all{
+        cmd::deploy{}, cmd::stop{}, cmd::enable{}, cmd::renew{1}, cmd::renew{std::numeric_limits<std::int32_t>::max()},
+        cmd::renew{std::numeric_limits<std::int32_t>::min()}, cmd::unsubscribe{}, cmd::force_delete{}, cmd::remove{},
+        cmd::change_config{rmq("professional", std::numeric_limits<std::int64_t>::max()), price{price::unit::monthly, money_max}},
+        cmd::change_config{rmq("standard", 2000), price{price::unit::hourly, money_max}},
+        cmd::set_auto_renew{true, std::numeric_limits<std::int32_t>::max()}, cmd::set_auto_renew{true, -1},
+        cmd::create_topic{std::string(10000, 'x')}, cmd::delete_group{""},
+        cmd::account_overdue{time_min}, cmd::account_overdue{time_max}, cmd::account_paid{time_max},
+        cmd::add_funds{money_max, ""}};
+    for (const auto& c : all) {
+        CAPTURE(commands::name_of(c));
+        decision d;
+        CHECK_NOTHROW(d = decide(w.inst, c, now, w.context()));
+    }
+    for (int k = 0; k <= static_cast<int>(timer_kind::force_delete); ++k)
+        for (auto due : {time_min, now, time_max}) {
+            decision d;
+            CHECK_NOTHROW(d = decide(w.inst, cmd::tick{static_cast<timer_kind>(k), due}, now, w.context()));
+        }
+}
+
+} // namespace
+
+TEST_CASE("adversarial: unknown or hostile time zone names are refused as invalid, never thrown") {
+    world w;
+    w.open(1000000);
+    for (const std::string& tz : std::vector<std::string>{"Mars/Base", "../../../../etc/passwd", "/etc/localtime", std::string(5000, 'A'),
+                                 std::string("Asia/Shang\0hai", 14), "asia/shanghai", " UTC"}) {
+        CAPTURE(tz);
+        decision d;
+        REQUIRE_NOTHROW(d = decide(w.inst, cmd::purchase{"i-1", "acc-1", product::kafka, billing::payg, tz, price{price::unit::hourly, 1}, 0, {}, {}},
+                                   at("2024-01-10 10:00"), w.context()));
+        REQUIRE_FALSE(d.ok());
+        CHECK(d.refused->field == "timezone");
+    }
+}
+
+TEST_CASE("adversarial: INT64 extremes of time and money never throw out of decide") {
+    for (auto p : {product::kafka, product::rabbitmq, product::rocketmq, product::mqtt})
+        for (auto b : {billing::subscription, billing::payg}) {
+            CAPTURE(to_string(p), to_string(b));
+            world w;
+            w.open(money_max);
+            const auto& pol = w.policies.get(p, b);
+            cmd::purchase d{"i-1", "acc-1", p, b, "America/New_York", price{pol.price_unit, 1}, b == billing::subscription ? 1 : 0,
+                            std::nullopt, std::nullopt};
+            if (pol.config.allowed) d.config = rmq("standard");
+            for (auto t : {time_min, time_max, time_point{}}) {
+                for (auto since : {time_min, time_max}) {
+                    decision r;
+                    CHECK_NOTHROW(r = decide(w.inst, cmd::import_instance{d, state::running, since, since, since}, t, w.context()));
+                    CHECK_NOTHROW(r = decide(w.inst, cmd::import_instance{d, state::running, since, time_max, since}, t, w.context()));
+                }
+                decision r;
+                CHECK_NOTHROW(r = decide(w.inst, d, t, w.context()));
+            }
+            if (pol.purchase_allowed) w.must(d, at("2024-01-10 10:00"));
+            else w.must(cmd::import_instance{d, state::running, at("2024-01-01 10:00"), std::nullopt, std::nullopt}, at("2024-01-10 10:00"));
+            decide_everything(w, at("2024-01-10 11:00"));
+            decide_everything(w, time_max);
+            decide_everything(w, time_min);
+        }
+}
+
+// ---------------------------------------------------------------- money: overflow is refused at the input, never billed wrongly
+
+TEST_CASE("money: a payg/serverless rate whose hourly bill could overflow is refused at purchase and import (invalid price)") {
+    const money too_large = money_max / std::chrono::duration_cast<duration>(std::chrono::hours{1}).count() + 1;
+    for (auto p : {product::kafka, product::rocketmq, product::rabbitmq}) {
+        world w;
+        w.open(1000);
+        cmd::purchase d{"i-1", "acc-1", p, billing::payg, "", price{price::unit::hourly, too_large}, 0, rmq("standard"), {}};
+        if (p != product::rocketmq) d.config.reset();
+        CAPTURE(to_string(p));
+        const auto bought = w.run(d, at("2024-01-10 10:00"));
+        CHECK(code(bought) == refusal_code::invalid);
+        CHECK(bought.refused->field == "price");
+        const auto imported = w.run(cmd::import_instance{d, state::running, at("2024-01-01 10:00"), {}, {}}, at("2024-01-10 10:00"));
+        CHECK(code(imported) == refusal_code::invalid);
+        CHECK(imported.refused->field == "price");
+        d.rate.amount = too_large - 1;  // the largest rate that fits is accepted
+        CHECK(w.run(d, at("2024-01-10 10:00")).ok());
+    }
+    // MQTT payg (import only): a daily rate over a day cycle (bounded by two days for DST days).
+    world m;
+    m.open(0);
+    const auto imp = cmd::import_instance{{"i-1", "acc-1", product::mqtt, billing::payg, "", price{price::unit::daily, money_max / 1000}, 0, {}, {}},
+                                          state::running, at("2024-01-01 10:00"), {}, {}};
+    CHECK(m.run(imp, at("2024-01-10 10:00")).refused->field == "price");
+}
+
+TEST_CASE("money: a subscription whose price × term overflows is refused at import as at purchase (invalid price)") {
+    world w;
+    w.open(0);
+    const auto imp = cmd::import_instance{{"i-1", "acc-1", product::rabbitmq, billing::subscription, "", price{price::unit::monthly, money_max / 2}, 3, {}, {}},
+                                          state::running, at("2024-01-01 10:00"), at("2024-04-01 10:00"), {}};
+    const auto d = w.run(imp, at("2024-01-10 10:00"));
+    CHECK(code(d) == refusal_code::invalid);
+    CHECK(d.refused->field == "price");
+}
+
+TEST_CASE("money: change-config to a rate whose bill or renewal could overflow is refused (invalid price)") {
+    auto w = make(product::rocketmq, billing::payg, 100000, at("2024-01-10 10:00"), 120);
+    const auto d = w.run(cmd::change_config{rmq("standard", 2000), price{price::unit::hourly, money_max}}, at("2024-01-10 10:30"));
+    CHECK(code(d) == refusal_code::invalid);
+    CHECK(d.refused->field == "price");
+    CHECK(w.inst.rate.amount == 120);
+    // Subscription: the new monthly price × the term (what an automatic renewal charges) must fit.
+    auto s = make(product::rocketmq, billing::subscription, 1000000, at("2024-01-10 10:00"), 100, 3);
+    const auto u = s.run(cmd::change_config{rmq("standard", 2000), price{price::unit::monthly, money_max / 2}}, at("2024-03-09 10:00"));
+    CHECK(code(u) == refusal_code::invalid);
+    CHECK(u.refused->field == "price");
+}
+
+TEST_CASE("money: a settlement that cannot be represented is refused and writes nothing, never recorded as 0 or saturated") {
+    auto w = make(product::kafka, billing::payg, 0, at("2024-01-10 10:00"), 120);
+    w.must(cmd::deploy{}, at("2024-01-10 10:00"));
+    // A hand-written account at the very bottom of int64: the bill of 120 cannot be subtracted.
+    auto ctx = w.context();
+    ctx.account->balance = std::numeric_limits<money>::min() + 1;
+    const auto due = *w.due(timer_kind::settlement);
+    const auto d = decide(w.inst, cmd::tick{timer_kind::settlement, due}, due, ctx);
+    REQUIRE_FALSE(d.ok());
+    CHECK(d.refused->code == refusal_code::invalid);
+    CHECK(d.refused->field == "price");
+    CHECK(d.events.empty());
+    // With a representable balance the same tick bills the exact amount.
+    const auto ok = decide(w.inst, cmd::tick{timer_kind::settlement, due}, due, w.context());
+    REQUIRE(ok.ok());
+    CHECK(std::get<events::settled>(ok.events.at(0).data).amount == 120);
+}
+
+// ---------------------------------------------------------------- time: the supported range
+
+TEST_CASE("time: imported facts and command times outside 1900–9999 are refused as invalid, never overflowed") {
+    world w;
+    w.open(0);
+    const auto base = cmd::purchase{"i-1", "acc-1", product::kafka, billing::subscription, "America/New_York", price{price::unit::monthly, 1}, 1, {}, {}};
+    const auto t = at("2024-01-10 10:00");
+    CHECK(w.run(cmd::import_instance{base, state::expired, time_min, at("2024-01-01 10:00"), {}}, t).refused->field == "state_since");
+    CHECK(w.run(cmd::import_instance{base, state::running, at("2024-01-01 10:00"), time_max, {}}, t).refused->field == "expires_at");
+    CHECK(w.run(cmd::import_instance{base, state::running, at("1899-12-31 23:59"), at("2024-02-01 10:00"), {}}, t).refused->field ==
+          "state_since");
+    const auto d = decide(w.inst, base, time_max, w.context());
+    CHECK(code(d) == refusal_code::invalid);
+    CHECK(d.refused->field == "now");
+    w.must(cmd::import_instance{base, state::running, utc("1900-01-01 00:00"), at("2024-02-01 10:00"), {}}, t);
+    CHECK(decide(w.inst, cmd::account_paid{time_max}, t, w.context()).refused->field == "at");
+    CHECK(decide(w.inst, cmd::account_overdue{time_min}, t, w.context()).refused->field == "since");
+}
+
+TEST_CASE("time: a renewal or purchase whose term would end after 9999 is refused (invalid)") {
+    world w;
+    std::string error;
+    w.policies = *policy_set::defaults().with_overrides(boost::json::parse(R"({"rabbitmq/subscription": {"max_term_months": 100000}})"), error);
+    w.open(1000000);
+    auto p = cmd::purchase{"i-1", "acc-1", product::rabbitmq, billing::subscription, "", price{price::unit::monthly, 1}, 100000, {}, {}};
+    CHECK(w.run(p, at("2024-01-10 10:00")).refused->field == "term_months");
+    p.term_months = 1;
+    w.must(p, at("2024-01-10 10:00"));
+    CHECK(w.run(cmd::renew{100000}, at("2024-01-11 10:00")).refused->field == "months");
+    CHECK(w.run(cmd::renew{12}, at("2024-01-11 10:00")).ok());
+}
+
+TEST_CASE("adversarial: enum values outside the vocabulary are refused as invalid, never used as a table index") {
+    world w;
+    w.open(1000);
+    auto p = cmd::purchase{"i-1", "acc-1", static_cast<product>(77), billing::payg, "", price{price::unit::hourly, 1}, 0, {}, {}};
+    CHECK(w.run(p, at("2024-01-10 10:00")).refused->field == "product");
+    p.prod = product::kafka;
+    p.bill = static_cast<billing>(9);
+    CHECK(w.run(p, at("2024-01-10 10:00")).refused->field == "billing");
+    p.bill = billing::payg;
+    p.rate.per = static_cast<price::unit>(5);
+    CHECK(w.run(p, at("2024-01-10 10:00")).refused->field == "price");
+    p.rate.per = price::unit::hourly;
+    CHECK(w.run(cmd::import_instance{p, static_cast<state>(42), at("2024-01-01 10:00"), {}, {}}, at("2024-01-10 10:00"))
+              .refused->field == "state");
+    w.must(p, at("2024-01-10 10:00"));
+    const auto d = decide(w.inst, cmd::tick{static_cast<timer_kind>(99), at("2024-01-10 10:00")}, at("2024-01-10 10:30"), w.context());
+    CHECK(d.ok());
+    CHECK(d.events.empty());
 }

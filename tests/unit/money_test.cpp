@@ -102,7 +102,7 @@ TEST_CASE("money: only billable time of the cycle is charged") {
     CHECK(cycle_amount({}, h, h + std::chrono::hours{1}, false) == 0);
 }
 
-TEST_CASE("money: a cycle charge rounds half-up and reports overflow") {
+TEST_CASE("money: a cycle charge rounds half-up and is never more than the highest rate, exactly even at INT64_MAX") {
     const auto h = utc("2024-01-01 10:00");
     std::vector<billing_mark> half{{h + std::chrono::minutes{30}, true, 1}};
     CHECK(cycle_amount(half, h, h + std::chrono::hours{1}, false) == 1);
@@ -110,4 +110,36 @@ TEST_CASE("money: a cycle charge rounds half-up and reports overflow") {
     CHECK(cycle_amount(huge, h, h + std::chrono::hours{1}, false) == max_money);
     std::vector<billing_mark> over{{h - std::chrono::hours{1}, true, max_money}};
     CHECK(cycle_amount(over, h - std::chrono::hours{1}, h + std::chrono::hours{1}, false) == max_money);
+}
+
+TEST_CASE("money: a rate whose one-cycle bill could overflow int64 does not fit the cycle (RULES.md Money)") {
+    const auto hour = std::chrono::duration_cast<duration>(std::chrono::hours{1});
+    const money largest_hourly = max_money / hour.count();
+    CHECK(rate_fits_cycle(0, hour));
+    CHECK(rate_fits_cycle(120, hour));
+    CHECK(rate_fits_cycle(largest_hourly, hour));
+    CHECK_FALSE(rate_fits_cycle(largest_hourly + 1, hour));
+    CHECK_FALSE(rate_fits_cycle(max_money, hour));
+    CHECK_FALSE(rate_fits_cycle(-1, hour));
+    // Whatever fits gives an exact bill no larger than the rate, even over the longest cycle.
+    const auto h = utc("2024-01-01 10:00");
+    std::vector<billing_mark> marks{{h, true, largest_hourly}};
+    CHECK(cycle_amount(marks, h, h + std::chrono::hours{1}, false) == largest_hourly);
+    CHECK(cycle_amount(marks, h, h + std::chrono::hours{1}, true) == largest_hourly);
+}
+
+TEST_CASE("money: remaining months of a far expiry are exact without walking month by month") {
+    const auto z = zone("Asia/Shanghai");
+    const auto now = at("2024-01-31 10:00");
+    const auto r = remaining_term(now, at("9999-01-31 10:00"), z);
+    CHECK(r.whole == (9999 - 2024) * 12);
+    CHECK(r.partial_num == 0);
+    // Clamped anchors: from 01-31, 1 month is 02-29 and 2 months 03-31; 03-30 is 1 month + 30 of 31 days.
+    const auto q = remaining_term(now, at("2024-03-30 10:00"), z);
+    CHECK(q.whole == 1);
+    CHECK(q.partial_num == std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::days{30}).count());
+    CHECK(q.partial_den == std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::days{31}).count());
+    // Outside the supported range nothing remains rather than looping or overflowing.
+    const auto end_of_time = time_point{duration{std::numeric_limits<std::int64_t>::max()}};
+    CHECK(remaining_term(now, end_of_time, z).whole == 0);
 }

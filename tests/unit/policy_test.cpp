@@ -63,7 +63,6 @@ TEST_CASE("policy: R durations: grace 15 days then frozen 15 days; serverless re
     CHECK(sub.lapse->second == state::frozen);
     CHECK(sub.lapse->second_for == std::chrono::days{15});
     CHECK(sub.at(state::frozen).display_name == "Frozen");
-    CHECK(sub.at(state::expired).service_available);
     CHECK_FALSE(sub.at(state::frozen).service_available);
     CHECK(sub.at(state::frozen).data_retained);
     CHECK(sub.auto_renew_days_before == 7);
@@ -170,4 +169,16 @@ TEST_CASE("policy: every product and billing model has a price unit per API.md")
     CHECK(table.get(product::rocketmq, billing::serverless).price_unit == price::unit::hourly);
     CHECK(table.get(product::rabbitmq, billing::payg).price_unit == price::unit::hourly);
     CHECK(table.get(product::mqtt, billing::payg).price_unit == price::unit::daily);
+}
+
+TEST_CASE("policy: R seed: a RabbitMQ instance cannot run once expired (subscription) or overdue (payg); data retained") {
+    // R: "Yearly/Monthly RabbitMQ instances cannot run after their subscription expires";
+    // "Pay-per-use RabbitMQ instances can run as long as you have sufficient account balance".
+    // RULES.md's decision (usable in grace) disagrees with the seed, and the seed wins.
+    for (auto b : {billing::subscription, billing::payg}) {
+        const auto& p = table.get(product::rabbitmq, b);
+        CHECK_FALSE(p.at(state::expired).service_available);
+        CHECK(p.at(state::expired).data_retained);
+        CHECK(p.at(state::running).service_available);
+    }
 }
