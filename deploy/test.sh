@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Build and run the whole test suite against the embedded PostgreSQL: first the normal build in
+# build/, then a Debug build with AddressSanitizer and UBSan in build-asan/ (skip it with
+# MQLEDGER_SKIP_ASAN=1 for quick local runs). Exits non-zero if anything failed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$root"
+
+bash deploy/setup.sh
+MQLEDGER_TEST_DATABASE_URL="$(bash deploy/pg.sh admin-url)"
+MQLEDGER_TEST_APP_DATABASE_URL="$(bash deploy/pg.sh url)"
+export MQLEDGER_TEST_DATABASE_URL MQLEDGER_TEST_APP_DATABASE_URL
+
+status=0
+echo "== tests (build/)" >&2
+ctest --test-dir build --output-on-failure -j2 || status=1
+
+if [[ "${MQLEDGER_SKIP_ASAN:-0}" != 1 ]]; then
+    echo "== tests under AddressSanitizer + UBSan (build-asan/)" >&2
+    cmake -S . -B build-asan -G Ninja -DMQLEDGER_WERROR=ON -DMQLEDGER_SANITIZERS=ON \
+        -DCMAKE_BUILD_TYPE=Debug -DMQLEDGER_BENCH=OFF
+    cmake --build build-asan
+    ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+        ctest --test-dir build-asan --output-on-failure -j2 || status=1
+else
+    echo "== sanitizer build skipped (MQLEDGER_SKIP_ASAN=1)" >&2
+fi
+
+if ((status)); then echo "test.sh: FAILED" >&2; else echo "test.sh: all passed" >&2; fi
+exit "$status"

@@ -1,0 +1,196 @@
+// The append-only, hash-chained event store (DESIGN.md "Event store", "Ordering", "Group commit").
+//
+// One writer thread per event_store owns one connection. Callers enqueue append requests; the
+// writer takes everything pending and appends it in ONE transaction (one fsync): it takes the
+// transaction-scoped advisory lock, reads the head and the current versions of every stream in
+// the batch, decides each request alone (a version conflict or idempotency mismatch fails only
+// that request), inserts the rows with one statement, lets the batch observer update projections
+// in the same transaction, commits, and only then answers the callers. A database error fails the
+// whole batch with `unavailable` (nothing written) and the writer reconnects for the next batch.
+#pragma once
+
+#include "ledger/clock.h"
+#include "ledger/types.h"
+
+#include <boost/json/object.hpp>
+#include <pqxx/pqxx>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+
+namespace mqledger::store {
+
+/// An event to append. `data` must be jsonb-compatible (no doubles, no U+0000, valid UTF-8).
+struct new_event {
+    std::string type;             // dotted lower case, e.g. "instance.released"
+    boost::json::object data;
+    time_point effective_at;
+};
+
+/// `expected_version` for "whatever the stream's version is".
+inline constexpr std::int64_t any_version = -1;
+
+/// Events for one stream, appended only if the stream's current version (its last
+/// stream_version; 0 when it has no events) equals `expected_version` (or it is any_version).
+struct stream_append {
+    std::string stream;
+    std::int64_t expected_version = any_version;
+    std::vector<new_event> events;
+};
+
+/// One atomic append: every stream's events, or none, in the order given (positions follow it).
+/// A stream may appear more than once; a later occurrence's expected_version is checked against
+/// the version the earlier occurrences leave it at (any_version is simplest there).
+struct append_request {
+    std::vector<stream_append> streams;
+    /// Attached to every event (the daemon puts actor, idempotency_key, correlation_id,
+    /// policy_version, schema_version here).
+    boost::json::object metadata;
+    /// A repeat of a key returns the first append's result and writes nothing; the same key with
+    /// another fingerprint is refused (idempotency_mismatch). The key is stored on the first
+    /// event of the append.
+    std::optional<std::string> idempotency_key;
+    /// What "the same request" means, e.g. SHA-256 of the HTTP body. Compared byte for byte.
+    std::string fingerprint;
+};
+
+/// A stored event, as read back or as just written.
+struct recorded_event {
+    std::int64_t position = 0;
+    std::string stream;
+    std::int64_t stream_version = 0;
+    std::string type;
+    boost::json::object data;
+    boost::json::object metadata;
+    time_point effective_at;
+    time_point recorded_at;
+    std::string prev_hash;
+    std::string hash;
+};
+
+/// Stable outcome codes of an append. Never renumber.
+enum class append_code {
+    ok = 0,
+    version_conflict = 1,      // a stream's version differs from expected (HTTP 412 / 409)
+    idempotency_mismatch = 2,  // key reused with another fingerprint (HTTP 422)
+    invalid = 3,               // the request itself is unusable (empty, bad stream name, a double …)
+    unavailable = 4,           // database error; nothing was written (HTTP 503)
+};
+
+[[nodiscard]] std::string_view to_string(append_code c) noexcept;
+
+struct append_result {
+    append_code code = append_code::ok;
+    /// ok: the events this append wrote, in position order. With `replayed`, the events the
+    /// first append with this idempotency key wrote (nothing new was written).
+    std::vector<recorded_event> events;
+    bool replayed = false;
+    std::string message;           // human-readable reason when !ok()
+    std::string conflict_stream;   // version_conflict: the stream ...
+    std::int64_t actual_version = 0; // ... and its actual current version
+    [[nodiscard]] bool ok() const noexcept { return code == append_code::ok; }
+};
+
+/// Called by the writer inside the batch transaction after the batch's rows are inserted and
+/// before commit, with the events the batch wrote (position order; replays excluded). Use it to
+/// update projections in the same transaction: every statement run through `tx` is part of the
+/// batch's transaction (it is a pqxx::nontransaction inside the writer's own BEGIN … COMMIT,
+/// which saves round trips; do not call tx.commit()/abort(), and do not open a subtransaction).
+/// If it throws, the whole batch fails with `unavailable` and nothing is written. Runs on the
+/// writer thread; never call the store from it.
+using batch_observer = std::function<void(pqxx::transaction_base& tx, const std::vector<recorded_event>& events)>;
+
+struct store_options {
+    /// Upper bound on events per batch transaction (a batch never splits a request).
+    std::size_t max_batch_events = 20000;
+    batch_observer observer;
+};
+
+/// Thrown by the read functions when the database cannot be read (connection or SQL failure).
+class store_unavailable : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// The last event's position and hash; {0, genesis_hash} for an empty log.
+struct head_info {
+    std::int64_t position = 0;
+    std::string hash;
+};
+
+class event_store {
+public:
+    /// Starts the writer thread; connects lazily (the first batch), so construction never fails
+    /// on an unreachable database. `clk` stamps recorded_at and must outlive the store.
+    event_store(std::string conninfo, const mqledger::clock& clk, store_options options = {});
+    /// Answers everything still queued (appending it), then stops the writer.
+    ~event_store();
+    event_store(const event_store&) = delete;
+    event_store& operator=(const event_store&) = delete;
+
+    /// Queues `request`; the future is ready once its batch committed (or failed). Never throws
+    /// except std::bad_alloc. Thread-safe.
+    [[nodiscard]] std::future<append_result> append_async(append_request request);
+    /// Callback form: `done` runs on the writer thread after the batch committed (or, for a
+    /// request refused as `invalid` before queueing, at once on the calling thread); keep it
+    /// short and never call the synchronous append from it. Thread-safe.
+    void append(append_request request, std::function<void(append_result)> done);
+    /// Synchronous form: blocks until the batch committed. Thread-safe.
+    [[nodiscard]] append_result append(append_request request);
+
+    /// Batches committed so far (for tests and metrics). Thread-safe.
+    [[nodiscard]] std::uint64_t batches_committed() const noexcept;
+
+private:
+    struct pending;
+    void run();
+    void process(std::vector<pending>& batch);
+
+    std::string conninfo_;
+    const mqledger::clock& clock_;
+    store_options options_;
+    std::unique_ptr<pqxx::connection> conn_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<pending> queue_;
+    bool stopping_ = false;
+    std::atomic<std::uint64_t> batches_{0};
+    std::thread writer_;
+};
+
+// ---- reads: plain functions over a caller's transaction (any role with SELECT on events) ----
+
+/// The stream's events in version order; with `up_to_effective_at`, only those whose
+/// effective_at <= it (for `as_of`). Throws pqxx exceptions (the caller owns the transaction).
+[[nodiscard]] std::vector<recorded_event> read_stream(pqxx::transaction_base& tx, const std::string& stream,
+                                                      std::optional<time_point> up_to_effective_at = std::nullopt);
+
+/// Up to `limit` events with position > `after_position`, in position order (the global feed).
+/// Never skips: positions commit in order (DESIGN.md "Ordering"). Throws pqxx exceptions.
+[[nodiscard]] std::vector<recorded_event> read_all(pqxx::transaction_base& tx, std::int64_t after_position,
+                                                   std::int64_t limit);
+
+/// The last position and hash. Throws pqxx exceptions.
+[[nodiscard]] head_info head(pqxx::transaction_base& tx);
+
+/// Convenience forms that open their own short connection and turn every database failure into
+/// store_unavailable. Thread-safe.
+[[nodiscard]] std::vector<recorded_event> read_stream(const std::string& conninfo, const std::string& stream,
+                                                      std::optional<time_point> up_to_effective_at = std::nullopt);
+[[nodiscard]] std::vector<recorded_event> read_all(const std::string& conninfo, std::int64_t after_position,
+                                                   std::int64_t limit);
+[[nodiscard]] head_info head(const std::string& conninfo);
+
+} // namespace mqledger::store

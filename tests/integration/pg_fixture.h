@@ -1,0 +1,97 @@
+// The PostgreSQL fixture of the integration tests: every test case gets its own scratch database
+// (created from template0, migrated, dropped afterwards) on the server deploy/pg.sh started.
+// URLs come from MQLEDGER_TEST_DATABASE_URL (a superuser) and MQLEDGER_TEST_APP_DATABASE_URL
+// (the daemon's role); the tests FAIL when they are unset, so CI can never skip them silently.
+#pragma once
+
+#include "ledger/store/migrate.h"
+
+#include <catch2/catch.hpp>
+#include <pqxx/pqxx>
+
+#include <atomic>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <unistd.h>
+
+namespace mqledger::test {
+
+/// The environment variable's value; fails the test case when it is unset or empty.
+inline std::string require_env(const char* name) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0')
+        FAIL(name << " is not set: run the integration tests through deploy/test.sh (or export it, "
+                     "e.g. " << name << "=$(deploy/pg.sh admin-url))");
+    return v;
+}
+
+/// `url` with its database replaced by `db`. Understands URLs (postgresql://host/db?params) and
+/// keyword strings (a later dbname= wins in libpq).
+inline std::string with_database(const std::string& url, const std::string& db) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string::npos) return url + " dbname=" + db;
+    const auto path = url.find('/', scheme + 3);
+    const auto query = url.find('?', scheme + 3);
+    if (path == std::string::npos || (query != std::string::npos && path > query)) {
+        const auto at = query == std::string::npos ? url.size() : query;
+        return url.substr(0, at) + "/" + db + url.substr(at);
+    }
+    const auto end = query == std::string::npos ? url.size() : query;
+    return url.substr(0, path + 1) + db + url.substr(end);
+}
+
+/// A fresh, migrated database for one test case.
+class scratch_db {
+public:
+    explicit scratch_db(bool run_migrations = true)
+        : admin_base_(require_env("MQLEDGER_TEST_DATABASE_URL")),
+          app_base_(require_env("MQLEDGER_TEST_APP_DATABASE_URL")) {
+        static std::atomic<unsigned> counter{0};
+        std::random_device rd;
+        name_ = "t_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" + std::to_string(rd() % 100000);
+        {
+            pqxx::connection c(admin_base_);
+            pqxx::nontransaction n(c);
+            n.exec("CREATE DATABASE " + name_ + " TEMPLATE template0 ENCODING 'UTF8'");
+        }
+        admin_url_ = with_database(admin_base_, name_);
+        app_url_ = with_database(app_base_, name_);
+        if (run_migrations) mqledger::store::migrate(admin_url_);
+    }
+    ~scratch_db() {
+        try {
+            pqxx::connection c(admin_base_);
+            pqxx::nontransaction n(c);
+            n.exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+        } catch (...) {
+            // Leaves a t_* database behind; harmless, and a destructor must not throw.
+        }
+    }
+    scratch_db(const scratch_db&) = delete;
+    scratch_db& operator=(const scratch_db&) = delete;
+
+    [[nodiscard]] const std::string& name() const { return name_; }
+    /// Superuser on the scratch database.
+    [[nodiscard]] const std::string& admin_url() const { return admin_url_; }
+    /// The daemon's role (member of mqledger_app) on the scratch database.
+    [[nodiscard]] const std::string& app_url() const { return app_url_; }
+
+    /// Runs `sql` as the superuser and returns the first column of the first row (or "").
+    std::string admin_scalar(const std::string& sql) const {
+        pqxx::connection c(admin_url_);
+        pqxx::work w(c);
+        const auto r = w.exec(sql);
+        w.commit();
+        return r.empty() || r[0].empty() || r[0][0].is_null() ? std::string() : r[0][0].as<std::string>();
+    }
+
+private:
+    std::string admin_base_;
+    std::string app_base_;
+    std::string name_;
+    std::string admin_url_;
+    std::string app_url_;
+};
+
+} // namespace mqledger::test
