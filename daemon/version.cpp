@@ -1,1 +1,5 @@
-namespace mqledger { const char* version() { return "0.1.0"; } } // namespace mqledger
+#include "daemon/version.h"
+
+namespace mqledger {
+const char* version() { return MQLEDGER_VERSION; }
+} // namespace mqledger

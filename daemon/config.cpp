@@ -1,0 +1,378 @@
+#include "daemon/config.h"
+
+#include "ledger/codec.h"
+
+#include <boost/program_options.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#ifndef MQLEDGER_SOURCE_DIR
+#error "MQLEDGER_SOURCE_DIR must be defined by daemon/CMakeLists.txt"
+#endif
+
+namespace mqledger {
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr command_kind all_commands[] = {command_kind::serve,   command_kind::migrate, command_kind::verify,
+                                         command_kind::rebuild, command_kind::history, command_kind::export_};
+
+// A validation failure; turned into a usage error (exit 2) by parse_config.
+struct bad_option : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::string summary(command_kind c) {
+    switch (c) {
+    case command_kind::serve: return "Runs the daemon: the HTTP API, the timers, /metrics, /healthz and /readyz.";
+    case command_kind::migrate: return "Applies the SQL migrations that are not applied yet; idempotent.";
+    case command_kind::verify:
+        return "Checks the whole ledger: hash chain, legality of every event, projections equal a rebuild.";
+    case command_kind::rebuild: return "Rebuilds every projection from the log.";
+    case command_kind::history: return "Prints an instance's timeline, or its state as of a past time.";
+    case command_kind::export_: return "Writes the audit export of all events to stdout.";
+    }
+    return {};
+}
+
+std::string usage_line(command_kind c) {
+    switch (c) {
+    case command_kind::history: return "mqledger history INSTANCE [options]";
+    default: return "mqledger " + std::string(to_string(c)) + " [options]";
+    }
+}
+
+// One option: its long name, the placeholder in --help, the default shown (empty = none) and
+// what it means. Switches have an empty value_name.
+struct option_spec {
+    const char* name;
+    const char* value_name;
+    std::string default_value;
+    const char* help;
+};
+
+std::vector<option_spec> specs_for(command_kind c) {
+    std::vector<option_spec> s;
+    s.push_back({"config", "FILE", "", "read options from FILE (INI style: `database-url = ...`)"});
+    s.push_back({"database-url", "URL", default_database_url(c), "libpq connection string or URL"});
+    switch (c) {
+    case command_kind::serve:
+        s.push_back({"listen", "HOST:PORT", "127.0.0.1:8080", "HTTP listener; IPv6 as [::1]:8080"});
+        s.push_back({"tokens", "FILE", "", "API tokens, one per line: ROLE NAME SHA256_HEX_OF_TOKEN "
+                                           "(required unless --insecure-no-auth)"});
+        s.push_back({"insecure-no-auth", "", "", "no authentication; refused unless --listen is loopback"});
+        s.push_back({"clock", "system|manual", "system", "manual: time only moves through POST /v1/clock"});
+        s.push_back({"clock-start", "TIME", "", "the manual clock's starting time, RFC 3339 (default: now)"});
+        s.push_back({"threads", "N", "2", "I/O threads serving HTTP (1-64)"});
+        s.push_back({"body-limit", "BYTES", "65536", "largest request body accepted; larger gets 413"});
+        s.push_back({"read-timeout", "SECONDS", "30", "time allowed to receive one whole request"});
+        s.push_back({"idle-timeout", "SECONDS", "60", "an idle keep-alive connection is closed after this"});
+        s.push_back({"shutdown-timeout", "SECONDS", "10", "on SIGTERM, how long in-flight requests may finish"});
+        s.push_back({"log-format", "auto|json|text", "auto", "auto: JSON lines when stdout is not a terminal"});
+        s.push_back({"log-level", "LEVEL", "info", "trace, debug, info, warn, error, critical or off"});
+        break;
+    case command_kind::history:
+        s.push_back({"as-of", "TIME", "", "the instance's state at this RFC 3339 time instead of its timeline"});
+        break;
+    case command_kind::export_:
+        s.push_back({"format", "jsonl|csv", "jsonl", "output format"});
+        s.push_back({"since", "TIME", "", "only events effective at or after this RFC 3339 time"});
+        break;
+    default: break;
+    }
+    return s;
+}
+
+// The options a config file or the environment may set (everything but --help).
+po::options_description settings_description(command_kind c) {
+    po::options_description d("Options (each also as environment variable MQLEDGER_<NAME> and as "
+                              "`name = value` in the --config file; flags > environment > file > defaults)",
+                              100, 50);
+    for (const auto& o : specs_for(c)) {
+        const std::string help = std::string(o.help) + " [env " + env_name(o.name) + "]";
+        if (*o.value_name == '\0') {
+            d.add_options()(o.name, po::bool_switch(),
+                            help.c_str());
+            continue;
+        }
+        auto* v = po::value<std::string>()->value_name(o.value_name);
+        if (!o.default_value.empty()) v->default_value(o.default_value);
+        d.add_options()(o.name, v, help.c_str());
+    }
+    return d;
+}
+
+std::set<std::string> every_known_key() {
+    std::set<std::string> keys;
+    for (auto c : all_commands)
+        for (const auto& o : specs_for(c)) keys.insert(o.name);
+    return keys;
+}
+
+std::string get(const po::variables_map& vm, const char* name) {
+    return vm.count(name) ? vm[name].as<std::string>() : std::string();
+}
+
+std::uint64_t parse_uint(const std::string& text, const char* option, std::uint64_t lo, std::uint64_t hi) {
+    std::uint64_t v = 0;
+    const auto* end = text.data() + text.size();
+    const auto [p, ec] = std::from_chars(text.data(), end, v);
+    if (text.empty() || ec != std::errc() || p != end || v < lo || v > hi)
+        throw bad_option("--" + std::string(option) + " must be an integer from " + std::to_string(lo) + " to " +
+                         std::to_string(hi) + ", got '" + text + "'");
+    return v;
+}
+
+time_point parse_time_option(const std::string& text, const char* option) {
+    auto t = codec::parse_time(text);
+    if (!t)
+        throw bad_option("--" + std::string(option) + " must be an RFC 3339 time such as 2026-01-31T08:00:00Z, got '" +
+                         text + "'");
+    return *t;
+}
+
+void validate(const po::variables_map& vm, config& cfg) {
+    cfg.database_url = get(vm, "database-url");
+    if (cfg.database_url.empty()) throw bad_option("--database-url must not be empty");
+
+    switch (cfg.command) {
+    case command_kind::serve: {
+        const auto listen = get(vm, "listen");
+        auto addr = parse_listen_address(listen);
+        if (!addr)
+            throw bad_option("--listen must be HOST:PORT with HOST an IP address or localhost (e.g. "
+                             "127.0.0.1:8080 or [::1]:8080), got '" + listen + "'");
+        cfg.listen = *addr;
+        cfg.tokens_file = get(vm, "tokens");
+        cfg.insecure_no_auth = vm["insecure-no-auth"].as<bool>();
+        if (cfg.insecure_no_auth && !cfg.tokens_file.empty())
+            throw bad_option("--tokens and --insecure-no-auth exclude each other");
+        if (cfg.insecure_no_auth && !is_loopback(cfg.listen))
+            throw bad_option("--insecure-no-auth is refused on " + listen +
+                             ": without authentication the daemon may only listen on a loopback address "
+                             "(127.0.0.0/8, ::1 or localhost)");
+        if (!cfg.insecure_no_auth && cfg.tokens_file.empty())
+            throw bad_option("--tokens FILE is required (or --insecure-no-auth on a loopback address)");
+
+        const auto clock = get(vm, "clock");
+        if (clock == "system") cfg.clock = clock_kind::system;
+        else if (clock == "manual") cfg.clock = clock_kind::manual;
+        else throw bad_option("--clock must be system or manual, got '" + clock + "'");
+        if (vm.count("clock-start")) {
+            if (cfg.clock != clock_kind::manual) throw bad_option("--clock-start needs --clock manual");
+            cfg.clock_start = parse_time_option(get(vm, "clock-start"), "clock-start");
+        }
+
+        cfg.threads = static_cast<unsigned>(parse_uint(get(vm, "threads"), "threads", 1, 64));
+        cfg.body_limit = parse_uint(get(vm, "body-limit"), "body-limit", 1, std::uint64_t{1} << 30);
+        cfg.read_timeout = std::chrono::seconds(parse_uint(get(vm, "read-timeout"), "read-timeout", 1, 3600));
+        cfg.idle_timeout = std::chrono::seconds(parse_uint(get(vm, "idle-timeout"), "idle-timeout", 1, 86400));
+        cfg.shutdown_timeout =
+            std::chrono::seconds(parse_uint(get(vm, "shutdown-timeout"), "shutdown-timeout", 1, 3600));
+
+        const auto format = get(vm, "log-format");
+        if (format == "auto") cfg.log = log_format::automatic;
+        else if (format == "json") cfg.log = log_format::json;
+        else if (format == "text") cfg.log = log_format::text;
+        else throw bad_option("--log-format must be auto, json or text, got '" + format + "'");
+        cfg.log_level = get(vm, "log-level");
+        static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+        if (!levels.count(cfg.log_level))
+            throw bad_option("--log-level must be one of trace, debug, info, warn, error, critical, off; got '" +
+                             cfg.log_level + "'");
+        break;
+    }
+    case command_kind::history:
+        cfg.instance_id = get(vm, "instance");
+        if (cfg.instance_id.empty()) throw bad_option("history needs an INSTANCE");
+        if (vm.count("as-of")) cfg.as_of = parse_time_option(get(vm, "as-of"), "as-of");
+        break;
+    case command_kind::export_:
+        cfg.export_format = get(vm, "format");
+        if (cfg.export_format != "jsonl" && cfg.export_format != "csv")
+            throw bad_option("--format must be jsonl or csv, got '" + cfg.export_format + "'");
+        if (vm.count("since")) cfg.since = parse_time_option(get(vm, "since"), "since");
+        break;
+    default: break;
+    }
+}
+
+} // namespace
+
+std::optional<command_kind> parse_command(std::string_view name) noexcept {
+    for (auto c : all_commands)
+        if (to_string(c) == name) return c;
+    return std::nullopt;
+}
+
+std::string_view to_string(command_kind c) noexcept {
+    switch (c) {
+    case command_kind::serve: return "serve";
+    case command_kind::migrate: return "migrate";
+    case command_kind::verify: return "verify";
+    case command_kind::rebuild: return "rebuild";
+    case command_kind::history: return "history";
+    case command_kind::export_: return "export";
+    }
+    return "?";
+}
+
+std::optional<listen_address> parse_listen_address(std::string_view text) {
+    std::string_view host, port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find("]:");
+        if (close == std::string_view::npos) return std::nullopt;
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+        in6_addr a6{};
+        if (host.empty() || inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1) return std::nullopt;
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) return std::nullopt;
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        in_addr a4{};
+        if (host != "localhost" && inet_pton(AF_INET, std::string(host).c_str(), &a4) != 1) return std::nullopt;
+    }
+    unsigned p = 0;
+    const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p > 65535) return std::nullopt;
+    return listen_address{std::string(host), static_cast<std::uint16_t>(p)};
+}
+
+bool is_loopback(const listen_address& a) noexcept {
+    if (a.host == "localhost") return true;
+    in_addr a4{};
+    if (inet_pton(AF_INET, a.host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, a.host.c_str(), &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+std::string env_name(std::string_view option) {
+    std::string out = "MQLEDGER_";
+    for (char ch : option) out += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+std::string default_database_url(command_kind command) {
+    const bool admin = command == command_kind::migrate || command == command_kind::verify ||
+                       command == command_kind::rebuild;
+    return std::string("host=") + MQLEDGER_SOURCE_DIR + "/var/run port=54329 dbname=mqledger user=" +
+           (admin ? "postgres" : "mqledger");
+}
+
+std::string top_level_usage() {
+    std::ostringstream out;
+    out << "Usage: mqledger COMMAND [options]\n\n"
+           "An event-sourced audit ledger for managed message-queue instances.\n\nCommands:\n";
+    for (auto c : all_commands) {
+        std::string name(to_string(c));
+        name.resize(10, ' ');
+        out << "  " << name << summary(c) << "\n";
+    }
+    out << "\nRun 'mqledger COMMAND --help' for a command's options. Every option can also be set\n"
+           "through the environment (MQLEDGER_<OPTION>, e.g. MQLEDGER_DATABASE_URL) or a --config file.\n";
+    return out.str();
+}
+
+config_result parse_config(command_kind command, const std::vector<std::string>& args, const env_lookup& env,
+                           const file_reader& read_file) {
+    config_result result;
+    result.cfg.command = command;
+    const std::string prefix = "mqledger " + std::string(to_string(command)) + ": ";
+    const auto settings = settings_description(command);
+
+    po::options_description cmdline;
+    cmdline.add_options()("help,h", "print this help and exit");
+    cmdline.add(settings);
+    po::options_description hidden;
+    po::positional_options_description positional;
+    if (command == command_kind::history) {
+        hidden.add_options()("instance", po::value<std::string>());
+        positional.add("instance", 1);
+    }
+    po::options_description all;
+    all.add(cmdline).add(hidden);
+
+    try {
+        po::variables_map vm;
+        // 1. flags: the first store wins, so the sources are stored in precedence order.
+        po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+        if (vm.count("help")) {
+            std::ostringstream out;
+            out << "Usage: " << usage_line(command) << "\n\n" << summary(command) << "\n\n";
+            if (command == command_kind::verify || command == command_kind::rebuild ||
+                command == command_kind::history || command == command_kind::export_)
+                out << "(Not implemented yet.)\n\n";
+            out << cmdline;
+            result.outcome = config_result::kind::help;
+            result.text = out.str();
+            return result;
+        }
+        // 2. environment: an empty variable counts as unset, as in most tools.
+        po::parsed_options from_env(&settings);
+        for (const auto& opt : settings.options()) {
+            const auto& name = opt->long_name();
+            auto value = env(env_name(name));
+            if (value && !value->empty()) from_env.options.emplace_back(name, std::vector<std::string>{*value});
+        }
+        po::store(from_env, vm);
+        // 3. the config file. Keys of other commands are tolerated so that one file can serve
+        // `serve` and `migrate`; a key no command knows is a mistake worth stopping for.
+        if (vm.count("config")) {
+            const auto path = vm["config"].as<std::string>();
+            auto text = read_file(path);
+            if (!text) throw bad_option("cannot read config file '" + path + "'");
+            std::istringstream in(*text);
+            auto parsed = po::parse_config_file(in, settings, true);
+            static const auto known = every_known_key();
+            for (const auto& o : parsed.options)
+                if (o.unregistered && !known.count(o.string_key))
+                    throw bad_option("unknown key '" + o.string_key + "' in config file '" + path + "'");
+                else if (o.string_key == "config")
+                    throw bad_option("config file '" + path + "' may not name another config file");
+            po::store(parsed, vm);
+        }
+        po::notify(vm);
+        validate(vm, result.cfg);
+    } catch (const std::exception& e) {
+        result.outcome = config_result::kind::usage_error;
+        result.text = prefix + e.what() + "\nTry 'mqledger " + std::string(to_string(command)) + " --help'.";
+    }
+    return result;
+}
+
+env_lookup process_env() {
+    return [](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        if (!v) return std::nullopt;
+        return std::string(v);
+    };
+}
+
+file_reader disk_reader() {
+    return [](const std::string& path) -> std::optional<std::string> {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) return std::nullopt;
+        std::ostringstream s;
+        s << in.rdbuf();
+        if (in.bad()) return std::nullopt;
+        return s.str();
+    };
+}
+
+} // namespace mqledger

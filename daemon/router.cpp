@@ -1,0 +1,260 @@
+#include "daemon/router.h"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+namespace mqledger::http {
+
+std::string_view request::header_value(std::string_view name) const noexcept {
+    for (const auto& h : headers)
+        if (h.name.size() == name.size() &&
+            std::equal(h.name.begin(), h.name.end(), name.begin(), [](char a, char b) {
+                return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+            }))
+            return h.value;
+    return {};
+}
+
+response json_response(int status, const boost::json::value& v) {
+    response r;
+    r.status = status;
+    r.body = boost::json::serialize(v);
+    return r;
+}
+
+response error_response(int status, std::string_view code, std::string_view message,
+                        const boost::json::object& extra) {
+    boost::json::object err = extra;
+    err["code"] = code;
+    err["message"] = message;
+    return json_response(status, boost::json::object{{"error", std::move(err)}});
+}
+
+const std::string& request_context::param(std::string_view name) const {
+    for (const auto& [k, v] : params)
+        if (k == name) return v;
+    throw std::out_of_range("no path parameter '" + std::string(name) + "'");
+}
+
+std::optional<std::string> request_context::query_value(std::string_view name) const {
+    for (const auto& [k, v] : query)
+        if (k == name) return v;
+    return std::nullopt;
+}
+
+boost::json::value request_context::json_body() const {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(req.body, ec);
+    if (ec) throw api_error(400, "malformed", "the body is not JSON: " + ec.message());
+    return v;
+}
+
+std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= s.size()) return std::nullopt;
+            const auto hex = [](char h) -> int {
+                if (h >= '0' && h <= '9') return h - '0';
+                if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+                if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+                return -1;
+            };
+            const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+            if (hi < 0 || lo < 0) return std::nullopt;
+            out += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out += ' ';
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+namespace {
+
+std::vector<std::string_view> split_path(std::string_view path) {
+    std::vector<std::string_view> out;
+    // path starts with '/': every '/' opens a segment (so "/a/" has a trailing empty one).
+    std::size_t i = 1;
+    while (true) {
+        const auto slash = path.find('/', i);
+        out.push_back(path.substr(i, slash == std::string_view::npos ? std::string_view::npos : slash - i));
+        if (slash == std::string_view::npos) break;
+        i = slash + 1;
+    }
+    return out;
+}
+
+} // namespace
+
+void router::add(std::string_view method, std::string_view pattern, route_kind need, handler fn) {
+    if (pattern.empty() || pattern.front() != '/')
+        throw std::invalid_argument("route pattern must start with '/': " + std::string(pattern));
+    route r{std::string(method), std::string(pattern), {}, need, std::move(fn)};
+    for (auto seg : split_path(pattern)) {
+        if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}')
+            r.segments.push_back({std::string(seg.substr(1, seg.size() - 2)), true});
+        else if (seg.find_first_of("{}") != std::string_view::npos)
+            throw std::invalid_argument("a {param} must be a whole segment: " + std::string(pattern));
+        else
+            r.segments.push_back({std::string(seg), false});
+    }
+    for (const auto& other : routes_)
+        if (other.method == r.method && other.pattern == r.pattern)
+            throw std::invalid_argument("route registered twice: " + r.method + " " + r.pattern);
+    routes_.push_back(std::move(r));
+}
+
+std::vector<router::match> router::matches(const std::vector<std::string>& segs) const {
+    std::vector<match> out;
+    for (const auto& r : routes_) {
+        if (r.segments.size() != segs.size()) continue;
+        match m{&r, {}};
+        bool ok = true;
+        for (std::size_t i = 0; ok && i < segs.size(); ++i) {
+            if (r.segments[i].is_param) {
+                if (segs[i].empty()) ok = false;   // "/v1/instances/" names no instance
+                else m.params.emplace_back(r.segments[i].text, segs[i]);
+            } else {
+                ok = r.segments[i].text == segs[i];
+            }
+        }
+        if (ok) out.push_back(std::move(m));
+    }
+    return out;
+}
+
+bool router::more_specific(const route& a, const route& b) noexcept {
+    for (std::size_t i = 0; i < a.segments.size() && i < b.segments.size(); ++i)
+        if (a.segments[i].is_param != b.segments[i].is_param) return !a.segments[i].is_param;
+    return false;
+}
+
+response router::handle(const request& req) const noexcept {
+    try {
+        const std::string_view target = req.target;
+        const auto qmark = target.find('?');
+        const std::string_view raw_path = target.substr(0, qmark);
+        if (raw_path.empty() || raw_path.front() != '/')
+            return error_response(404, "not_found", "no route for " + req.method + " " + std::string(raw_path));
+
+        std::vector<std::string> segs;
+        for (auto s : split_path(raw_path)) {
+            auto decoded = percent_decode(s);
+            if (!decoded) return error_response(400, "malformed", "bad percent-encoding in the path");
+            segs.push_back(std::move(*decoded));
+        }
+        const auto found = matches(segs);
+        if (found.empty())
+            return error_response(404, "not_found", "no route for " + req.method + " " + std::string(raw_path));
+
+        const match* best = nullptr;
+        std::set<std::string> allow;
+        for (const auto& m : found) {
+            allow.insert(m.r->method);
+            if (m.r->method == req.method && (!best || more_specific(*m.r, *best->r))) best = &m;
+        }
+        if (!best) {
+            std::string allow_list;
+            for (const auto& a : allow) allow_list += (allow_list.empty() ? "" : ", ") + a;
+            auto r = error_response(405, "method_not_allowed",
+                                    req.method + " is not allowed on " + std::string(raw_path) + " (allowed: " +
+                                        allow_list + ")");
+            r.headers.push_back({"Allow", allow_list});
+            r.route = found.front().r->pattern;
+            return r;
+        }
+
+        const route& rt = *best->r;
+        request_context ctx{req, raw_path, best->params, {}, std::nullopt};
+        if (qmark != std::string_view::npos) {
+            std::string_view q = target.substr(qmark + 1);
+            while (!q.empty()) {
+                const auto amp = q.find('&');
+                const auto pair = q.substr(0, amp);
+                q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+                if (pair.empty()) continue;
+                const auto eq = pair.find('=');
+                auto k = percent_decode(pair.substr(0, eq), true);
+                auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
+                if (!k || !v) {
+                    auto r = error_response(400, "malformed", "bad percent-encoding in the query");
+                    r.route = rt.pattern;
+                    return r;
+                }
+                ctx.query.emplace_back(std::move(*k), std::move(*v));
+            }
+        }
+
+        if (rt.need != route_kind::open) {
+            if (!tokens_) {
+                ctx.who = principal{role::admin, "anonymous"};
+            } else {
+                ctx.who = tokens_->authenticate(req.header_value("Authorization"));
+                if (!ctx.who) {
+                    auto r = error_response(401, "unauthenticated", "a valid 'Authorization: Bearer TOKEN' is required");
+                    r.headers.push_back({"WWW-Authenticate", "Bearer"});
+                    r.route = rt.pattern;
+                    return r;
+                }
+                if (!allowed(ctx.who->who, rt.need)) {
+                    auto r = error_response(403, "forbidden",
+                                            "role " + std::string(to_string(ctx.who->who)) + " may not " + rt.method +
+                                                " " + rt.pattern);
+                    r.route = rt.pattern;
+                    return r;
+                }
+            }
+        }
+
+        response r;
+        try {
+            r = rt.fn(ctx);
+        } catch (const api_error& e) {
+            r = error_response(e.status, e.code, e.what(), e.extra);
+        } catch (const std::exception& e) {
+            r = error_response(500, "internal", "internal error");
+            r.internal_error = e.what();
+        } catch (...) {
+            r = error_response(500, "internal", "internal error");
+            r.internal_error = "unknown exception";
+        }
+        r.route = rt.pattern;
+        return r;
+    } catch (...) {
+        // Only allocation failure can get here; answer without allocating much more.
+        response r;
+        r.status = 500;
+        r.body = R"({"error":{"code":"internal","message":"internal error"}})";
+        r.internal_error = "router failure";
+        return r;
+    }
+}
+
+std::string router::route_of(std::string_view method, std::string_view target) const {
+    const auto path = target.substr(0, target.find('?'));
+    if (path.empty() || path.front() != '/') return "unmatched";
+    std::vector<std::string> segs;
+    for (auto s : split_path(path)) {
+        auto decoded = percent_decode(s);
+        if (!decoded) return "unmatched";
+        segs.push_back(std::move(*decoded));
+    }
+    const auto found = matches(segs);
+    const match* best = nullptr;
+    for (const auto& m : found)
+        if (m.r->method == method && (!best || more_specific(*m.r, *best->r))) best = &m;
+    if (best) return best->r->pattern;
+    return found.empty() ? "unmatched" : found.front().r->pattern;
+}
+
+} // namespace mqledger::http
