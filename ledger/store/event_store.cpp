@@ -14,7 +14,7 @@ namespace {
 
 // The one transaction-scoped advisory lock every append takes before reading the head, so that
 // global position order is commit order, also across processes (DESIGN.md "Ordering").
-constexpr const char* append_lock_sql = "SELECT pg_advisory_xact_lock(7887453213541990401)";
+const std::string append_lock_sql = "SELECT pg_advisory_xact_lock(" + std::to_string(append_lock_key) + ")";
 
 // Head, current version of each stream in the batch (index backward scan per stream, O(1) even
 // for long streams) and the idempotency keys already used: one statement, run after the lock.
@@ -221,7 +221,7 @@ void event_store::process(std::vector<pending>& batch) {
         // fsync bound a batch's latency, and with closed-loop callers throughput = callers /
         // latency. Any error drops the connection, which rolls back.
         pqxx::nontransaction tx(*conn_);
-        const auto state = tx.exec(std::string("BEGIN; ") + append_lock_sql + "; " +
+        const auto state = tx.exec("BEGIN; " + append_lock_sql + "; " +
                                    state_query(tx, detail::text_array(streams), detail::text_array(keys)));
 
         std::int64_t position = 0;

@@ -39,6 +39,11 @@ struct new_event {
     time_point effective_at;
 };
 
+/// The key of the transaction-scoped advisory lock every append takes before reading the head
+/// (DESIGN.md "Ordering"). Anything else that must not interleave with appends (a projection
+/// rebuild's swap) takes it first too, so all writers lock in one order and cannot deadlock.
+inline constexpr std::int64_t append_lock_key = 7887453213541990401;
+
 /// `expected_version` for "whatever the stream's version is".
 inline constexpr std::int64_t any_version = -1;
 

@@ -1,0 +1,42 @@
+// Internal to projections/: the rows of the projection tables as JSON arrays and the multi-row
+// statements that write them (`jsonb_to_recordset`, one round trip per table). The projector and
+// rebuild share them so live and rebuilt rows are byte-for-byte the same derivation.
+#pragma once
+
+#include "projections/projector.h"
+
+#include <boost/json.hpp>
+#include <pqxx/pqxx>
+
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace mqledger::projections::detail {
+
+using count_key = std::tuple<std::string, std::string, std::string>; // product, billing, state
+
+/// The instance_state row of `s` (which exists). Thread-safe.
+[[nodiscard]] boost::json::object instance_row(const instance_state& s, const policy_registry& policies);
+/// The timer rows of `s`, duplicates removed. Thread-safe.
+void timer_rows(const instance_state& s, const policy_registry& policies, boost::json::array& out);
+/// The accounts row of `a` under account id `id`. Thread-safe.
+[[nodiscard]] boost::json::object account_row(const std::string& id, const account_state& a);
+/// The counts key of an existing instance. Thread-safe.
+[[nodiscard]] count_key count_key_of(const instance_state& s);
+
+/// Multi-row writes into `table` (a live table or a scratch copy with the same columns). With
+/// `upsert`, existing rows (by primary key) are replaced. Rows are written in chunks so no
+/// single parameter grows without bound.
+void write_instances(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool upsert);
+void write_timers(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows);
+void write_accounts(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool upsert);
+/// rows: {product, billing, state, count}; with `add`, counts are added to existing ones and
+/// rows that reach zero are deleted.
+void write_counts(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool add);
+void write_checkpoint(pqxx::transaction_base& tx, const std::string& table, std::int64_t position);
+
+/// A JSON array of strings, for `= ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))`.
+[[nodiscard]] std::string json_list(const std::vector<std::string>& ids);
+
+} // namespace mqledger::projections::detail
