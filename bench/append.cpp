@@ -5,6 +5,7 @@
 //
 // ADMIN_URL defaults to $MQLEDGER_TEST_DATABASE_URL (deploy/pg.sh admin-url). Not a test: it
 // prints figures; bench/README.md records them.
+#include "ledger/store/conninfo.h"
 #include "ledger/clock.h"
 #include "ledger/store/event_store.h"
 #include "ledger/store/migrate.h"
@@ -28,19 +29,6 @@ using namespace mqledger::store;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-std::string with_database(const std::string& url, const std::string& db) {
-    const auto scheme = url.find("://");
-    if (scheme == std::string::npos) return url + " dbname=" + db;
-    const auto path = url.find('/', scheme + 3);
-    const auto query = url.find('?', scheme + 3);
-    if (path == std::string::npos || (query != std::string::npos && path > query)) {
-        const auto at = query == std::string::npos ? url.size() : query;
-        return url.substr(0, at) + "/" + db + url.substr(at);
-    }
-    const auto end = query == std::string::npos ? url.size() : query;
-    return url.substr(0, path + 1) + db + url.substr(end);
-}
 
 void exec_on(const std::string& url, const std::string& sql) {
     pqxx::connection c(url);

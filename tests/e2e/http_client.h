@@ -3,6 +3,7 @@
 // every e2e test of the API.
 #pragma once
 
+#include "ledger/store/conninfo.h"
 #include <boost/json/value.hpp>
 
 #include <sys/types.h>
@@ -135,8 +136,7 @@ private:
 /// The admin URL from MQLEDGER_TEST_DATABASE_URL; throws when unset.
 [[nodiscard]] std::string test_database_url();
 
-/// `url` with its database name replaced (works for key=value strings and postgresql:// URIs).
-[[nodiscard]] std::string with_database(const std::string& url, const std::string& dbname);
+using store::with_database;
 
 /// A private temporary directory for one test, removed on destruction.
 class temp_dir {

@@ -4,6 +4,7 @@
 // (the daemon's role); the tests FAIL when they are unset, so CI can never skip them silently.
 #pragma once
 
+#include "ledger/store/conninfo.h"
 #include "ledger/store/migrate.h"
 
 #include <catch2/catch.hpp>
@@ -26,20 +27,7 @@ inline std::string require_env(const char* name) {
     return v;
 }
 
-/// `url` with its database replaced by `db`. Understands URLs (postgresql://host/db?params) and
-/// keyword strings (a later dbname= wins in libpq).
-inline std::string with_database(const std::string& url, const std::string& db) {
-    const auto scheme = url.find("://");
-    if (scheme == std::string::npos) return url + " dbname=" + db;
-    const auto path = url.find('/', scheme + 3);
-    const auto query = url.find('?', scheme + 3);
-    if (path == std::string::npos || (query != std::string::npos && path > query)) {
-        const auto at = query == std::string::npos ? url.size() : query;
-        return url.substr(0, at) + "/" + db + url.substr(at);
-    }
-    const auto end = query == std::string::npos ? url.size() : query;
-    return url.substr(0, path + 1) + db + url.substr(end);
-}
+using mqledger::store::with_database;
 
 /// A fresh, migrated database for one test case.
 class scratch_db {
