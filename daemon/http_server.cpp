@@ -49,7 +49,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
     server_state(net::io_context& ioc_, server_options o, request_handler h,
           std::function<std::string(std::string_view, std::string_view)> label, response_observer obs)
         : ioc(ioc_), opts(std::move(o)), handler(std::move(h)), route_label(std::move(label)),
-          observer(std::move(obs)), acceptor(net::make_strand(ioc_)) {}
+          observer(std::move(obs)), acceptor(net::make_strand(ioc_)), accept_retry(acceptor.get_executor()) {}
 
     void do_accept();
     void on_accept(beast::error_code ec, tcp::socket socket);
@@ -62,6 +62,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
     const std::function<std::string(std::string_view, std::string_view)> route_label;
     const response_observer observer;
     tcp::acceptor acceptor;   // used only on its strand
+    net::steady_timer accept_retry;   // backs off after a failed accept, on the acceptor's strand
     std::atomic<bool> stopping{false};
 
     mutable std::mutex mutex;   // guards sessions and on_drained
@@ -261,7 +262,15 @@ void server_state::on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec) {
         if (ec == net::error::operation_aborted) return;
         fail(ec, "accept");
-    } else if (!stopping) {
+        // EMFILE/ENFILE leave the connection in the backlog, so accepting again at once fails
+        // again at once: a busy loop. Wait a little for descriptors to be freed.
+        accept_retry.expires_after(std::chrono::milliseconds(100));
+        accept_retry.async_wait([self = shared_from_this()](beast::error_code) {
+            if (!self->stopping && self->acceptor.is_open()) self->do_accept();
+        });
+        return;
+    }
+    if (!stopping) {
         auto s = std::make_shared<session>(std::move(socket), shared_from_this());
         add(s);
         s->run();

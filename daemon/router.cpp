@@ -1,5 +1,7 @@
 #include "daemon/router.h"
 
+#include "ledger/canonical_json.h"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -151,6 +153,12 @@ response router::handle(const request& req) const noexcept {
         for (auto s : split_path(raw_path)) {
             auto decoded = percent_decode(s);
             if (!decoded) return error_response(400, "malformed", "bad percent-encoding in the path");
+            // Ids travel on into SQL parameters and stream names: no control bytes, only UTF-8.
+            const bool controls = std::any_of(decoded->begin(), decoded->end(), [](char c) {
+                return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+            });
+            if (controls || !valid_utf8(*decoded))
+                return error_response(400, "malformed", "a path segment holds control characters or invalid UTF-8");
             segs.push_back(std::move(*decoded));
         }
         const auto found = matches(segs);

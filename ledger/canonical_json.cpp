@@ -52,7 +52,15 @@ void append_integer(std::string& out, Int i) {
     out.append(buf, r.ptr);
 }
 
-// Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as PostgreSQL's UTF8 encoding demands.
+
+std::optional<std::string> check_string(std::string_view s, const char* what) {
+    if (s.find('\0') != std::string_view::npos) return std::string(what) + " contains U+0000";
+    if (!valid_utf8(s)) return std::string(what) + " is not valid UTF-8";
+    return std::nullopt;
+}
+
+} // namespace
+
 bool valid_utf8(std::string_view s) noexcept {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     const auto* end = p + s.size();
@@ -76,14 +84,6 @@ bool valid_utf8(std::string_view s) noexcept {
     }
     return true;
 }
-
-std::optional<std::string> check_string(std::string_view s, const char* what) {
-    if (s.find('\0') != std::string_view::npos) return std::string(what) + " contains U+0000";
-    if (!valid_utf8(s)) return std::string(what) + " is not valid UTF-8";
-    return std::nullopt;
-}
-
-} // namespace
 
 std::optional<std::string> jsonb_incompatibility(const boost::json::value& v) {
     switch (v.kind()) {

@@ -7,8 +7,13 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace mqledger {
+
+/// Strict UTF-8 (no overlongs, no surrogates, at most U+10FFFF), as PostgreSQL's UTF8 encoding
+/// demands of every text value. Thread-safe.
+[[nodiscard]] bool valid_utf8(std::string_view s) noexcept;
 
 /// Why `v` cannot be stored in a jsonb column and printed back unchanged, or nullopt if it can.
 /// Refused: doubles (events hold integers only; jsonb would re-print 1.0 as 1.0 but 1e2 as 100),

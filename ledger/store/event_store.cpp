@@ -63,9 +63,17 @@ constexpr const char* range_sql_suffix = " FROM events WHERE position BETWEEN $1
 // so a rolled-back batch is never reported as committed.
 constexpr const char* guarded_commit_sql = "SELECT 1; COMMIT";
 
+// Stream names and types: valid UTF-8 without C0 or C1 control characters (U+0080..U+009F are
+// [[:cntrl:]] to the table's CHECK too). A bad name must be refused here, alone: reaching the
+// database it would fail the whole batch it shares with other callers.
 bool valid_name(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    return std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    if (s.empty() || !valid_utf8(s)) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7f) return false;
+        if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9f) return false;
+    }
+    return true;
 }
 
 append_result failure(append_code code, std::string message) {
@@ -122,8 +130,11 @@ std::optional<append_result> prepare(append_request& req, std::vector<std::strin
     const boost::json::value m(req.metadata);
     if (auto why = jsonb_incompatibility(m)) return failure(append_code::invalid, "metadata holds " + *why);
     metadata_json = canonical_json(m);
-    if (req.idempotency_key && (req.idempotency_key->empty() || req.idempotency_key->find('\0') != std::string::npos))
-        return failure(append_code::invalid, "idempotency key is empty or holds U+0000");
+    if (req.idempotency_key && (req.idempotency_key->empty() || req.idempotency_key->find('\0') != std::string::npos ||
+                                !valid_utf8(*req.idempotency_key)))
+        return failure(append_code::invalid, "idempotency key is empty, holds U+0000 or is not valid UTF-8");
+    if (req.fingerprint.find('\0') != std::string::npos || !valid_utf8(req.fingerprint))
+        return failure(append_code::invalid, "fingerprint holds U+0000 or is not valid UTF-8");
     return std::nullopt;
 }
 
@@ -215,13 +226,15 @@ void event_store::process(std::vector<pending>& batch) {
             }
         }
 
+        // READ COMMITTED explicitly: the state read must take its snapshot after the lock is
+        // granted, whatever default_transaction_isolation the server or role sets.
         // The transaction block is driven by hand (BEGIN … COMMIT through a nontransaction) to
         // fold statements into as few round trips as possible: BEGIN + lock + state read, then
         // INSERT (+ COMMIT when nothing else must run before it). Round trips and the commit's
         // fsync bound a batch's latency, and with closed-loop callers throughput = callers /
         // latency. Any error drops the connection, which rolls back.
         pqxx::nontransaction tx(*conn_);
-        const auto state = tx.exec("BEGIN; " + append_lock_sql + "; " +
+        const auto state = tx.exec("BEGIN ISOLATION LEVEL READ COMMITTED; " + append_lock_sql + "; " +
                                    state_query(tx, detail::text_array(streams), detail::text_array(keys)));
 
         std::int64_t position = 0;

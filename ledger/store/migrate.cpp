@@ -86,6 +86,9 @@ readiness check_ready(const std::string& conninfo) noexcept {
             done = applied_checksums(c);
         } catch (const pqxx::undefined_table&) {
             return readiness::not_migrated;
+        } catch (const pqxx::insufficient_privilege&) {
+            // Reachable, but the migration that grants the daemon's role did not complete.
+            return readiness::not_migrated;
         }
     } catch (...) {
         return readiness::unreachable;

@@ -361,6 +361,23 @@ TEST_CASE("router: path parameters, literals beat parameters, query decoding", "
     CHECK(res.route == "/v1/instances/{id}/actions/{action}");
 }
 
+TEST_CASE("router: a path segment decoding to control bytes or invalid UTF-8 is 400 malformed, never passed on as an id", "[daemon]") {
+    http::router r(nullptr);
+    r.add("GET", "/v1/instances/{id}", route_kind::read,
+          [](const http::request_context& c) { return http::json_response(200, {{"id", c.param("id")}}); });
+    for (const char* target : {"/v1/instances/i-1%00x", "/v1/instances/i%0A1", "/v1/instances/i%7F", "/v1/instances/i-%FF",
+                               "/v1/instances/i-%C3", "/v1/instances/%C0%AF"}) {
+        INFO(target);
+        const auto res = r.handle(make("GET", target));
+        CHECK(res.status == 400);
+        CHECK(code_of(res) == "malformed");
+    }
+    // Non-ASCII UTF-8 is a legitimate id.
+    const auto ok = r.handle(make("GET", "/v1/instances/%C3%A9t%C3%A9"));
+    CHECK(ok.status == 200);
+    CHECK(body_of(ok).at("id") == "\xc3\xa9t\xc3\xa9");
+}
+
 TEST_CASE("router: unknown routes are 404 not_found JSON, wrong methods 405 with Allow", "[daemon]") {
     http::router r(nullptr);
     r.add("GET", "/v1/clock", route_kind::read, [](const http::request_context&) { return http::json_response(200, {}); });

@@ -274,6 +274,32 @@ TEST_CASE("append: a failing request in a batch fails alone", "[store]") {
     CHECK(verify_chain(db.app_url()).ok);
 }
 
+TEST_CASE("append: a stream, type or key that PostgreSQL would refuse (bad UTF-8, C1 controls) fails alone as invalid, not its batch", "[store]") {
+    scratch_db db;
+    manual_clock clk(t0);
+    writer_gate gate;
+    store_options opts;
+    opts.observer = gate.observer();
+    event_store store(db.app_url(), clk, opts);
+
+    gate.arm();
+    auto blocker = store.append_async(one("instance-block", 0));
+    gate.wait_inside();
+    auto good = store.append_async(one("instance-good", 0));
+    auto bad_utf8 = store.append_async(one("instance-\xff", 0));
+    auto c1 = store.append_async(one("instance-\xc2\x85", 0));  // U+0085 is [[:cntrl:]] to the CHECK
+    append_request bad_type = one("instance-t", 0);
+    bad_type.streams[0].events[0].type = "instance.\xc3";
+    auto bad_type_f = store.append_async(std::move(bad_type));
+    auto bad_key = store.append_async(keyed("instance-k", "k\xff", "body"));
+    gate.release();
+    REQUIRE(blocker.get().ok());
+    CHECK(good.get().ok());
+    for (auto* f : {&bad_utf8, &c1, &bad_type_f, &bad_key}) CHECK(f->get().code == append_code::invalid);
+    CHECK(count_rows(db, "true") == 2);
+    CHECK(verify_chain(db.app_url()).ok);
+}
+
 TEST_CASE("append: a multi-stream append is atomic, a conflict on one stream writes nothing on the other", "[store]") {
     scratch_db db;
     manual_clock clk(t0);

@@ -87,3 +87,20 @@ TEST_CASE("events: UPDATE, DELETE and TRUNCATE are refused for the owner and for
     CHECK(refusal(db.app_url(), "SELECT count(*) FROM schema_migrations").empty());
     CHECK(db.admin_scalar("SELECT count(*) FROM events") == "3");
 }
+
+TEST_CASE("events: an infinite effective_at or recorded_at is refused at insert, so readers and the chain check never meet one", "[store][schema]") {
+    scratch_db db;
+    seed(db, 1);
+    const std::string row =
+        "INSERT INTO events (position, stream, stream_version, type, data, metadata, effective_at, recorded_at, prev_hash, hash) "
+        "SELECT 2, 'instance-inf', 1, 'instance.deployed', '{}', '{}', %s, %s, hash, repeat('0', 64) FROM events WHERE position = 1";
+    auto sql = [&](const char* eff, const char* rec) {
+        std::string s = row;
+        s.replace(s.find("%s"), 2, eff);
+        s.replace(s.find("%s"), 2, rec);
+        return s;
+    };
+    CHECK_THAT(refusal(db.app_url(), sql("'infinity'", "now()")), Catch::Contains("events_times_finite"));
+    CHECK_THAT(refusal(db.app_url(), sql("now()", "'-infinity'")), Catch::Contains("events_times_finite"));
+    CHECK(db.admin_scalar("SELECT count(*) FROM events") == "1");
+}
