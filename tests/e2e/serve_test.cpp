@@ -19,6 +19,19 @@ namespace {
 // A database URL nothing listens on: the socket directory does not exist.
 const std::string unreachable_db = "host=/nonexistent-mqledger port=1 dbname=none user=none connect_timeout=2";
 
+/// A raw TCP connection to 127.0.0.1:port, for tests that must control the bytes and the
+/// connection's life themselves.
+int connect_loopback(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    return fd;
+}
+
 std::string listen_arg(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
 // serve with no authentication on a free port, against `db`.
@@ -325,13 +338,7 @@ TEST_CASE("serve: SIGTERM with an idle keep-alive connection open still exits 0 
     const auto port = free_port();
     daemon_process d(serve_args(port, unreachable_db, {"--idle-timeout", "600"}), port);
 
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const int fd = connect_loopback(port);
     const std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     REQUIRE(::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
     char buf[1024];
@@ -348,13 +355,7 @@ TEST_CASE("serve: a request in flight at SIGTERM is still answered, then the dae
     const auto port = free_port();
     daemon_process d(serve_args(port, unreachable_db, {"--clock", "manual"}), port);
 
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const int fd = connect_loopback(port);
     const std::string body = R"({"advance_seconds": 5})";
     const std::string head = "POST /v1/clock HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                              std::to_string(body.size()) + "\r\n\r\n";

@@ -70,6 +70,28 @@ struct writer_gate {
     void release() { std::lock_guard lock(m); open = true; cv.notify_all(); }
 };
 
+/// A store whose writer can be held inside a batch, so that requests queued meanwhile are all
+/// judged together in the next one.
+struct gated_store {
+    scratch_db db;
+    manual_clock clk{t0};
+    writer_gate gate;
+    event_store store{db.app_url(), clk, gated_options()};
+
+    store_options gated_options() {
+        store_options o;
+        o.observer = gate.observer();
+        return o;
+    }
+    /// Appends a blocker and returns once the writer is inside its batch; gate.release() lets it go.
+    std::future<append_result> hold_writer() {
+        gate.arm();
+        auto blocker = store.append_async(one("instance-block", 0));
+        gate.wait_inside();
+        return blocker;
+    }
+};
+
 } // namespace
 
 TEST_CASE("append: events get gapless positions, versions from 1, and a valid chain", "[store]") {
@@ -204,30 +226,22 @@ TEST_CASE("append: a retried idempotency key returns the same positions and adds
 }
 
 TEST_CASE("append: two identical keyed requests in one batch write once and both get the result", "[store]") {
-    scratch_db db;
-    manual_clock clk(t0);
-    writer_gate gate;
-    store_options opts;
-    opts.observer = gate.observer();
-    event_store store(db.app_url(), clk, opts);
-
-    gate.arm();
-    auto blocker = store.append_async(one("instance-block", 0));
-    gate.wait_inside();
-    const auto before = store.batches_committed();
-    auto f1 = store.append_async(keyed("instance-k", "key-2", "body"));
-    auto f2 = store.append_async(keyed("instance-k", "key-2", "body"));
-    gate.release();
+    gated_store g;
+    auto blocker = g.hold_writer();
+    const auto before = g.store.batches_committed();
+    auto f1 = g.store.append_async(keyed("instance-k", "key-2", "body"));
+    auto f2 = g.store.append_async(keyed("instance-k", "key-2", "body"));
+    g.gate.release();
     REQUIRE(blocker.get().ok());
     const auto r1 = f1.get(), r2 = f2.get();
-    CHECK(store.batches_committed() == before + 2);  // the blocker's batch, then one for both
+    CHECK(g.store.batches_committed() == before + 2);  // the blocker's batch, then one for both
     REQUIRE(r1.ok());
     REQUIRE(r2.ok());
     CHECK_FALSE(r1.replayed);
     CHECK(r2.replayed);
     REQUIRE(r2.events.size() == 2);
     CHECK(r2.events[0].position == r1.events[0].position);
-    CHECK(count_rows(db, "stream = 'instance-k'") == 2);
+    CHECK(count_rows(g.db, "stream = 'instance-k'") == 2);
 }
 
 TEST_CASE("append: the same idempotency key with a different fingerprint is refused", "[store]") {
@@ -242,27 +256,20 @@ TEST_CASE("append: the same idempotency key with a different fingerprint is refu
 }
 
 TEST_CASE("append: a failing request in a batch fails alone", "[store]") {
-    scratch_db db;
-    manual_clock clk(t0);
-    writer_gate gate;
-    store_options opts;
-    opts.observer = gate.observer();
-    event_store store(db.app_url(), clk, opts);
-    REQUIRE(store.append(keyed("instance-m", "key-4", "body-a")).ok());
+    gated_store g;
+    REQUIRE(g.store.append(keyed("instance-m", "key-4", "body-a")).ok());
 
-    gate.arm();
-    auto blocker = store.append_async(one("instance-block", 0));
-    gate.wait_inside();
-    const auto before = store.batches_committed();
-    auto ok1 = store.append_async(one("instance-x", 0));
-    auto conflict = store.append_async(one("instance-x", 0));  // already taken by ok1 in this batch
-    auto mismatch = store.append_async(keyed("instance-m", "key-4", "body-b"));
-    auto ok2 = store.append_async(one("instance-x", 1));
-    auto invalid = store.append_async(append_request{});  // refused before it is queued
-    gate.release();
+    auto blocker = g.hold_writer();
+    const auto before = g.store.batches_committed();
+    auto ok1 = g.store.append_async(one("instance-x", 0));
+    auto conflict = g.store.append_async(one("instance-x", 0));  // already taken by ok1 in this batch
+    auto mismatch = g.store.append_async(keyed("instance-m", "key-4", "body-b"));
+    auto ok2 = g.store.append_async(one("instance-x", 1));
+    auto invalid = g.store.append_async(append_request{});  // refused before it is queued
+    g.gate.release();
     REQUIRE(blocker.get().ok());
     const auto r1 = ok1.get(), rc = conflict.get(), rm = mismatch.get(), r2 = ok2.get(), ri = invalid.get();
-    CHECK(store.batches_committed() == before + 2);
+    CHECK(g.store.batches_committed() == before + 2);
     CHECK(r1.ok());
     CHECK(rc.code == append_code::version_conflict);
     CHECK(rc.actual_version == 1);
@@ -270,34 +277,26 @@ TEST_CASE("append: a failing request in a batch fails alone", "[store]") {
     CHECK(r2.ok());
     CHECK(r2.events.at(0).stream_version == 2);
     CHECK(ri.code == append_code::invalid);
-    CHECK(count_rows(db, "stream = 'instance-x'") == 2);
-    CHECK(verify_chain(db.app_url()).ok);
+    CHECK(count_rows(g.db, "stream = 'instance-x'") == 2);
+    CHECK(verify_chain(g.db.app_url()).ok);
 }
 
 TEST_CASE("append: a stream, type or key that PostgreSQL would refuse (bad UTF-8, C1 controls) fails alone as invalid, not its batch", "[store]") {
-    scratch_db db;
-    manual_clock clk(t0);
-    writer_gate gate;
-    store_options opts;
-    opts.observer = gate.observer();
-    event_store store(db.app_url(), clk, opts);
-
-    gate.arm();
-    auto blocker = store.append_async(one("instance-block", 0));
-    gate.wait_inside();
-    auto good = store.append_async(one("instance-good", 0));
-    auto bad_utf8 = store.append_async(one("instance-\xff", 0));
-    auto c1 = store.append_async(one("instance-\xc2\x85", 0));  // U+0085 is [[:cntrl:]] to the CHECK
+    gated_store g;
+    auto blocker = g.hold_writer();
+    auto good = g.store.append_async(one("instance-good", 0));
+    auto bad_utf8 = g.store.append_async(one("instance-\xff", 0));
+    auto c1 = g.store.append_async(one("instance-\xc2\x85", 0));  // U+0085 is [[:cntrl:]] to the CHECK
     append_request bad_type = one("instance-t", 0);
     bad_type.streams[0].events[0].type = "instance.\xc3";
-    auto bad_type_f = store.append_async(std::move(bad_type));
-    auto bad_key = store.append_async(keyed("instance-k", "k\xff", "body"));
-    gate.release();
+    auto bad_type_f = g.store.append_async(std::move(bad_type));
+    auto bad_key = g.store.append_async(keyed("instance-k", "k\xff", "body"));
+    g.gate.release();
     REQUIRE(blocker.get().ok());
     CHECK(good.get().ok());
     for (auto* f : {&bad_utf8, &c1, &bad_type_f, &bad_key}) CHECK(f->get().code == append_code::invalid);
-    CHECK(count_rows(db, "true") == 2);
-    CHECK(verify_chain(db.app_url()).ok);
+    CHECK(count_rows(g.db, "true") == 2);
+    CHECK(verify_chain(g.db.app_url()).ok);
 }
 
 TEST_CASE("append: a multi-stream append is atomic, a conflict on one stream writes nothing on the other", "[store]") {
