@@ -74,6 +74,9 @@ std::vector<option_spec> specs_for(command_kind c) {
         s.push_back({"clock", "system|manual", "system", "manual: time only moves through POST /v1/clock"});
         s.push_back({"clock-start", "TIME", "", "the manual clock's starting time, RFC 3339 (default: now)"});
         s.push_back({"threads", "N", "2", "I/O threads serving HTTP (1-64)"});
+        s.push_back({"workers", "N", "64", "threads that run commands and reads (1-1024); each waits for its "
+                                           "group commit, so this bounds the requests per batch"});
+        s.push_back({"db-connections", "N", "8", "read connections to the database (1-256); the writer has its own"});
         s.push_back({"body-limit", "BYTES", "65536", "largest request body accepted; larger gets 413"});
         s.push_back({"read-timeout", "SECONDS", "30", "time allowed to receive one whole request"});
         s.push_back({"idle-timeout", "SECONDS", "60", "an idle keep-alive connection is closed after this"});
@@ -174,6 +177,8 @@ void validate(const po::variables_map& vm, config& cfg) {
         }
 
         cfg.threads = static_cast<unsigned>(parse_uint(get(vm, "threads"), "threads", 1, 64));
+        cfg.workers = static_cast<unsigned>(parse_uint(get(vm, "workers"), "workers", 1, 1024));
+        cfg.db_connections = static_cast<unsigned>(parse_uint(get(vm, "db-connections"), "db-connections", 1, 256));
         cfg.body_limit = parse_uint(get(vm, "body-limit"), "body-limit", 1, std::uint64_t{1} << 30);
         cfg.read_timeout = std::chrono::seconds(parse_uint(get(vm, "read-timeout"), "read-timeout", 1, 3600));
         cfg.idle_timeout = std::chrono::seconds(parse_uint(get(vm, "idle-timeout"), "idle-timeout", 1, 86400));

@@ -52,6 +52,8 @@ struct config {
     clock_kind clock = clock_kind::system;
     std::optional<time_point> clock_start;   // manual clock only; nullopt = now
     unsigned threads = 2;
+    unsigned workers = 64;                   // command/read threads (each waits for a commit)
+    unsigned db_connections = 8;             // read pool
     std::size_t body_limit = 65536;
     std::chrono::seconds read_timeout{30};
     std::chrono::seconds idle_timeout{60};

@@ -293,8 +293,8 @@ void server_state::remove(session* s) {
     if (drained) net::post(ioc, std::move(drained));
 }
 
-request_handler synchronous(const router& r) {
-    return [&r](request&& req, std::function<void(response&&)> done) { done(r.handle(req)); };
+request_handler routed(const router& r) {
+    return [&r](request&& req, std::function<void(response&&)> done) { r.handle(req, std::move(done)); };
 }
 
 server::server(net::io_context& ioc, server_options options, request_handler handler,

@@ -40,8 +40,8 @@ using response_observer = std::function<void(std::string_view method, std::strin
 
 struct server_state;   // http_server.cpp
 
-/// Adapts a router to a request_handler that answers synchronously.
-[[nodiscard]] request_handler synchronous(const router& r);
+/// Adapts a router to a request_handler; asynchronous routes answer once their work is done.
+[[nodiscard]] request_handler routed(const router& r);
 
 class server {
 public:

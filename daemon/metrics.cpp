@@ -7,7 +7,10 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <mutex>
+#include <set>
 #include <sstream>
+#include <tuple>
 
 namespace mqledger {
 
@@ -16,6 +19,18 @@ struct metrics::impl {
     prometheus::Family<prometheus::Counter>* requests = nullptr;
     prometheus::Family<prometheus::Histogram>* durations = nullptr;
     prometheus::Gauge* database_up = nullptr;
+    prometheus::Family<prometheus::Counter>* events = nullptr;
+    prometheus::Family<prometheus::Counter>* releases = nullptr;
+    prometheus::Histogram* append_seconds = nullptr;
+    prometheus::Family<prometheus::Histogram>* lateness = nullptr;
+    prometheus::Family<prometheus::Gauge>* instances = nullptr;
+    prometheus::Gauge* timers_pending = nullptr;
+    prometheus::Family<prometheus::Gauge>* pending_releases = nullptr;
+    prometheus::Gauge* accounts_overdue = nullptr;
+    prometheus::Gauge* head_position = nullptr;
+    std::mutex scrape_mutex;
+    std::function<void()> scrape_hook;
+    std::set<std::tuple<std::string, std::string, std::string>> seen_counts;
     // From 0.5 ms (a cached read) to 10 s (a request stuck behind the database).
     const prometheus::Histogram::BucketBoundaries buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                           0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -41,7 +56,83 @@ metrics::metrics(std::string_view version) : impl_(std::make_unique<impl>()) {
                               .Help("1 when the last readiness probe reached the database, else 0")
                               .Register(*impl_->registry)
                               .Add({});
+    impl_->events = &prometheus::BuildCounter()
+                         .Name("mqledger_events_appended_total")
+                         .Help("Events appended to the ledger, by type")
+                         .Register(*impl_->registry);
+    impl_->releases = &prometheus::BuildCounter()
+                           .Name("mqledger_releases_total")
+                           .Help("Instances released, by cause (deadline or force_delete)")
+                           .Register(*impl_->registry);
+    impl_->append_seconds = &prometheus::BuildHistogram()
+                                 .Name("mqledger_append_duration_seconds")
+                                 .Help("Time from handing an append to the store to its batch committed")
+                                 .Register(*impl_->registry)
+                                 .Add({}, impl_->buckets);
+    impl_->lateness = &prometheus::BuildHistogram()
+                           .Name("mqledger_timer_lateness_seconds")
+                           .Help("How long after its deadline a timer fired, by kind")
+                           .Register(*impl_->registry);
+    impl_->instances = &prometheus::BuildGauge()
+                            .Name("mqledger_instances")
+                            .Help("Instances per product, billing model and state (from the projections)")
+                            .Register(*impl_->registry);
+    impl_->timers_pending = &prometheus::BuildGauge()
+                                 .Name("mqledger_timers_pending")
+                                 .Help("Timers in the timers projection not yet fired")
+                                 .Register(*impl_->registry)
+                                 .Add({});
+    impl_->pending_releases = &prometheus::BuildGauge()
+                                   .Name("mqledger_pending_releases")
+                                   .Help("Instances whose release falls within the window from now")
+                                   .Register(*impl_->registry);
+    impl_->accounts_overdue = &prometheus::BuildGauge()
+                                   .Name("mqledger_accounts_overdue")
+                                   .Help("Accounts that owe money")
+                                   .Register(*impl_->registry)
+                                   .Add({});
+    impl_->head_position = &prometheus::BuildGauge()
+                                .Name("mqledger_ledger_head_position")
+                                .Help("Position of the last event in the ledger")
+                                .Register(*impl_->registry)
+                                .Add({});
 }
+
+void metrics::observe_append(const std::vector<std::pair<std::string, std::string>>& type_and_release_cause,
+                             double seconds) {
+    impl_->append_seconds->Observe(seconds);
+    for (const auto& [type, cause] : type_and_release_cause) {
+        impl_->events->Add({{"type", type}}).Increment();
+        if (!cause.empty()) impl_->releases->Add({{"cause", cause}}).Increment();
+    }
+}
+
+void metrics::observe_timer(std::string_view kind, double late_seconds) {
+    static const prometheus::Histogram::BucketBoundaries late{0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                              0.25,  0.5,   1,    5,     60,   3600};
+    impl_->lateness->Add({{"kind", std::string(kind)}}, late).Observe(late_seconds < 0 ? 0 : late_seconds);
+}
+
+void metrics::set_projection_figures(const projection_figures& f) {
+    std::lock_guard lock(impl_->scrape_mutex);
+    std::set<std::tuple<std::string, std::string, std::string>> now_seen;
+    for (const auto& c : f.instances) {
+        impl_->instances->Add({{"product", c.product}, {"billing", c.billing}, {"state", c.state}})
+            .Set(static_cast<double>(c.n));
+        now_seen.emplace(c.product, c.billing, c.state);
+    }
+    // A combination that emptied reads 0 rather than its last value.
+    for (const auto& [p, b, st] : impl_->seen_counts)
+        if (!now_seen.count({p, b, st})) impl_->instances->Add({{"product", p}, {"billing", b}, {"state", st}}).Set(0);
+    impl_->seen_counts.insert(now_seen.begin(), now_seen.end());
+    impl_->timers_pending->Set(static_cast<double>(f.timers_pending));
+    impl_->pending_releases->Add({{"window", "24h"}}).Set(static_cast<double>(f.releases_next_24h));
+    impl_->pending_releases->Add({{"window", "7d"}}).Set(static_cast<double>(f.releases_next_7d));
+    impl_->accounts_overdue->Set(static_cast<double>(f.accounts_overdue));
+    impl_->head_position->Set(static_cast<double>(f.head_position));
+}
+
+void metrics::on_scrape(std::function<void()> fn) { impl_->scrape_hook = std::move(fn); }
 
 metrics::~metrics() = default;
 
@@ -58,6 +149,7 @@ void metrics::observe_request(std::string_view method, std::string_view route, i
 void metrics::set_database_up(bool up) { impl_->database_up->Set(up ? 1 : 0); }
 
 std::string metrics::exposition() const {
+    if (impl_->scrape_hook) impl_->scrape_hook();
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, impl_->registry->Collect());
     return out.str();

@@ -3,7 +3,11 @@
 // Names: `mqledger_` prefix, `_total` on counters, seconds as the unit, bounded labels only.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <utility>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -28,6 +32,29 @@ public:
 
     /// mqledger_database_up: 1 when the last readiness probe reached the database.
     void set_database_up(bool up);
+
+    /// Events appended by one append (counted by type; releases also by cause) and its duration.
+    void observe_append(const std::vector<std::pair<std::string, std::string>>& type_and_release_cause,
+                        double seconds);
+
+    /// A timer fired `late_seconds` after its deadline (0 or more).
+    void observe_timer(std::string_view kind, double late_seconds);
+
+    /// Gauges that mirror the projections, refreshed before each scrape.
+    struct projection_figures {
+        struct count { std::string product, billing, state; std::int64_t n = 0; };
+        std::vector<count> instances;
+        std::int64_t timers_pending = 0;
+        std::int64_t releases_next_24h = 0;
+        std::int64_t releases_next_7d = 0;
+        std::int64_t accounts_overdue = 0;
+        std::int64_t head_position = 0;
+    };
+    void set_projection_figures(const projection_figures& f);
+
+    /// Called at the start of every exposition (to refresh the projection gauges); set before
+    /// serving.
+    void on_scrape(std::function<void()> fn);
 
     /// The Prometheus text exposition of everything registered.
     [[nodiscard]] std::string exposition() const;

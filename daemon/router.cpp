@@ -1,5 +1,7 @@
 #include "daemon/router.h"
 
+#include <future>
+
 #include "ledger/canonical_json.h"
 
 #include <boost/json/parse.hpp>
@@ -101,7 +103,7 @@ std::vector<std::string_view> split_path(std::string_view path) {
 void router::add(std::string_view method, std::string_view pattern, route_kind need, handler fn) {
     if (pattern.empty() || pattern.front() != '/')
         throw std::invalid_argument("route pattern must start with '/': " + std::string(pattern));
-    route r{std::string(method), std::string(pattern), {}, need, std::move(fn)};
+    route r{std::string(method), std::string(pattern), {}, need, std::move(fn), {}};
     for (auto seg : split_path(pattern)) {
         if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}')
             r.segments.push_back({std::string(seg.substr(1, seg.size() - 2)), true});
@@ -141,7 +143,24 @@ bool router::more_specific(const route& a, const route& b) noexcept {
     return false;
 }
 
+void router::add_async(std::string_view method, std::string_view pattern, route_kind need, async_handler fn) {
+    add(method, pattern, need, handler{});
+    for (auto& r : routes_)
+        if (r.method == method && r.pattern == pattern) r.afn = std::move(fn);
+}
+
 response router::handle(const request& req) const noexcept {
+    bool deferred = false;
+    return dispatch(req, nullptr, deferred);
+}
+
+void router::handle(const request& req, responder done) const noexcept {
+    bool deferred = false;
+    auto r = dispatch(req, &done, deferred);
+    if (!deferred) done(std::move(r));
+}
+
+response router::dispatch(const request& req, const responder* done, bool& deferred) const noexcept {
     try {
         const std::string_view target = req.target;
         const auto qmark = target.find('?');
@@ -226,7 +245,22 @@ response router::handle(const request& req) const noexcept {
 
         response r;
         try {
-            r = rt.fn(ctx);
+            if (!rt.afn) {
+                r = rt.fn(ctx);
+            } else if (done == nullptr) {
+                // A synchronous caller of an asynchronous route (tests): wait for the answer.
+                std::promise<response> answer;
+                auto f = answer.get_future();
+                rt.afn(ctx, [&answer](response&& x) { answer.set_value(std::move(x)); });
+                r = f.get();
+            } else {
+                rt.afn(ctx, [d = *done, pattern = rt.pattern](response&& x) mutable {
+                    x.route = pattern;
+                    d(std::move(x));
+                });
+                deferred = true;
+                return {};
+            }
         } catch (const api_error& e) {
             r = error_response(e.status, e.code, e.what(), e.extra);
         } catch (const std::exception& e) {

@@ -79,6 +79,12 @@ struct request_context {
 
 using handler = std::function<response(const request_context&)>;
 
+/// Answers later: must call `done` exactly once, from any thread, and may throw (api_error …)
+/// only before it arranged for `done` to be called. The context is valid only during the call:
+/// copy what the deferred work needs.
+using responder = std::function<void(response&&)>;
+using async_handler = std::function<void(const request_context&, responder done)>;
+
 /// Routes: `add("POST", "/v1/instances/{id}/actions/{action}", route_kind::instance_action, fn)`.
 /// Matching: literal segments beat `{param}` segments (so `/v1/instances/import` wins over
 /// `/v1/instances/{id}`); a path that matches with another method gets 405 with `Allow`; no
@@ -91,10 +97,16 @@ public:
 
     /// Registers a route; throws std::invalid_argument for a malformed pattern or a duplicate.
     void add(std::string_view method, std::string_view pattern, route_kind need, handler fn);
+    /// Registers a route answered later (e.g. after a group commit), without blocking the caller.
+    void add_async(std::string_view method, std::string_view pattern, route_kind need, async_handler fn);
 
     /// The whole HTTP behaviour of the API for one request. Never throws: a handler's exception
     /// becomes 500 `internal` (logged through response::internal_error). Thread-safe.
+    /// An asynchronous route is waited for.
     [[nodiscard]] response handle(const request& req) const noexcept;
+    /// The same, answering through `done` (once, possibly from another thread), so asynchronous
+    /// routes never block the caller. Thread-safe.
+    void handle(const request& req, responder done) const noexcept;
 
     /// The metrics label for a request rejected before routing (e.g. 413): its route pattern,
     /// or "unmatched".
@@ -111,12 +123,14 @@ private:
         std::vector<segment> segments;
         route_kind need;
         handler fn;
+        async_handler afn;   // set instead of fn for asynchronous routes
     };
     struct match {
         const route* r;
         std::vector<std::pair<std::string, std::string>> params;
     };
 
+    response dispatch(const request& req, const responder* done, bool& deferred) const noexcept;
     std::vector<match> matches(const std::vector<std::string>& path_segments) const;
     static bool more_specific(const route& a, const route& b) noexcept;
 

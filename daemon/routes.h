@@ -11,6 +11,8 @@
 
 namespace mqledger {
 
+class db_pool;
+class engine;
 class metrics;
 class readiness_monitor;
 
@@ -23,5 +25,11 @@ using fire_due_fn = std::function<std::size_t(time_point now)>;
 /// GET and POST /v1/clock (API.md "Clock"); registered only with --clock manual, so the routes
 /// are 404 otherwise. `fire_due` runs after the clock moved, before the answer; empty = none.
 void add_clock_routes(http::router& r, manual_clock& clock, fire_due_fn fire_due);
+
+/// Runs blocking work (database reads, waiting for a commit) off the I/O threads.
+using run_blocking_fn = std::function<void(std::function<void()>)>;
+
+/// Every route of API.md "Accounts", "Instances" and "Ledger".
+void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk);
 
 } // namespace mqledger

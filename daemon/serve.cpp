@@ -1,6 +1,9 @@
 #include "daemon/serve.h"
 
 #include "daemon/auth.h"
+#include "daemon/db_pool.h"
+#include "daemon/engine.h"
+#include "daemon/timer_service.h"
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
@@ -12,11 +15,15 @@
 #include "daemon/version.h"
 
 #include "ledger/clock.h"
+#include "ledger/store/event_store.h"
 #include "ledger/store/migrate.h"
+#include "projections/projector.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -94,15 +101,88 @@ int run_serve(const config& cfg) {
         },
         std::chrono::seconds(1));
 
+    // The ledger: one writer (group commit) whose batches update the projections in the same
+    // transaction, a read pool, and the engine that decides between them.
+    const policy_registry policies;
+    const projections::projector projector(policies);
+    store::event_store store(cfg.database_url, now_source, store::store_options{20000, projector.observer()});
+    db_pool reads(cfg.database_url, cfg.db_connections, &engine::prepare);
+    timer_service* timers_ptr = nullptr;
+    engine eng(reads, store, policies, now_source,
+               engine_hooks{
+                   [&m](const std::vector<store::recorded_event>& written, double seconds) {
+                       std::vector<std::pair<std::string, std::string>> types;
+                       types.reserve(written.size());
+                       for (const auto& e : written) {
+                           std::string cause;
+                           if (e.type == "instance.released")
+                               if (const auto* c = e.data.if_contains("cause"); c && c->is_string())
+                                   cause = std::string(c->get_string());
+                           types.emplace_back(e.type, std::move(cause));
+                       }
+                       m.observe_append(types, seconds);
+                   },
+                   [&m](const std::string& id, timer_kind kind, time_point due, duration late) {
+                       const double late_s = std::chrono::duration<double>(late).count();
+                       m.observe_timer(to_string(kind), late_s);
+                       log_line(log_level::info, "timer fired",
+                                {{"instance", id}, {"timer", to_string(kind)}, {"due_at", codec::format_time(due)},
+                                 {"late_seconds", late_s}});
+                   },
+                   [&timers_ptr](time_point due) {
+                       if (timers_ptr) timers_ptr->notify(due);
+                   }});
+    timer_service timers(eng, now_source, !manual);
+    timers_ptr = &timers;
+
+    m.on_scrape([&reads, &now_source, &m] {
+        try {
+            reads.with([&](pqxx::connection& c) {
+                pqxx::nontransaction tx(c);
+                metrics::projection_figures f;
+                for (const auto& row : tx.exec("SELECT product, billing, state, count FROM instance_counts"))
+                    f.instances.push_back({row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<std::int64_t>()});
+                const auto now = codec::format_time(now_source.now());
+                const auto r = tx.exec_params(
+                    "SELECT (SELECT count(*) FROM timers), "
+                    "(SELECT count(*) FROM pending_releases WHERE release_at <= $1::timestamptz + interval '24 hours'), "
+                    "(SELECT count(*) FROM pending_releases WHERE release_at <= $1::timestamptz + interval '7 days'), "
+                    "(SELECT count(*) FROM accounts WHERE owed > 0), "
+                    "(SELECT coalesce(max(position), 0) FROM events)",
+                    now);
+                f.timers_pending = r[0][0].as<std::int64_t>();
+                f.releases_next_24h = r[0][1].as<std::int64_t>();
+                f.releases_next_7d = r[0][2].as<std::int64_t>();
+                f.accounts_overdue = r[0][3].as<std::int64_t>();
+                f.head_position = r[0][4].as<std::int64_t>();
+                m.set_projection_figures(f);
+            });
+        } catch (const std::exception& e) {
+            // The projection gauges keep their last values; mqledger_database_up says why.
+            log_line(log_level::debug, "metrics: projection figures not refreshed", {{"error", e.what()}});
+        }
+    });
+
+    net::thread_pool workers(cfg.workers);
     http::router router(tokens.get());
     add_ops_routes(router, readiness, m);
-    if (manual) add_clock_routes(router, *manual, {});
+    add_api_routes(router, eng, reads, [&workers](std::function<void()> job) { net::post(workers, std::move(job)); },
+                   now_source);
+    if (manual)
+        add_clock_routes(router, *manual, [&eng](time_point up_to) -> std::size_t {
+            try {
+                return eng.fire_due(up_to);
+            } catch (const std::exception& e) {
+                log_line(log_level::warn, "timers not fired", {{"error", e.what()}});
+                throw http::api_error(503, "unavailable", "database unavailable; timers fire when it is back");
+            }
+        });
 
     net::io_context ioc(static_cast<int>(cfg.threads));
     http::server server(
         ioc,
         http::server_options{cfg.listen, cfg.body_limit, 16 * 1024, cfg.read_timeout, cfg.idle_timeout},
-        http::synchronous(router),
+        http::routed(router),
         [&router](std::string_view method, std::string_view target) { return router.route_of(method, target); },
         [&m](std::string_view method, std::string_view target, const http::response& res, double seconds,
              std::size_t bytes) {
@@ -180,12 +260,17 @@ int run_serve(const config& cfg) {
     });
 
     readiness.start();
+    timers.start();
 
     std::vector<std::thread> pool;
     for (unsigned i = 1; i < cfg.threads; ++i) pool.emplace_back([&ioc] { run_loop(ioc); });
     run_loop(ioc);
     for (auto& t : pool) t.join();
 
+    // Every request is answered; no new work can arrive. Stop firing, let the workers finish,
+    // and the store (destroyed last) appends whatever is still queued.
+    timers.stop();
+    workers.join();
     readiness.stop();
     log_line(log_level::info, "stopped");
     return 0;

@@ -1,0 +1,118 @@
+// The command engine (DESIGN.md "Shape"): loads the current state of the streams a command
+// touches from the projections, brings the instance up to `now` (timers already due fire first,
+// effective at their deadlines), decides with the pure core, carries cross-stream effects (an
+// account that starts or stops owing tells its instances), and appends everything as ONE atomic,
+// optimistically-checked request through the event store, whose observer updates the
+// projections in the same transaction. A version conflict (another request or daemon got there
+// first) re-runs the whole unit from fresh state; a refusal writes nothing.
+//
+// The same unit of work fires timers: `fire_due` processes every timer due up to a time, round
+// by round in due order, one append per account so that instances billed to one account are
+// settled in order against its balance.
+#pragma once
+
+#include "daemon/db_pool.h"
+
+#include "ledger/account.h"
+#include "ledger/clock.h"
+#include "ledger/commands.h"
+#include "ledger/decide.h"
+#include "ledger/instance.h"
+#include "ledger/policy.h"
+#include "ledger/store/event_store.h"
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mqledger {
+
+/// Who asks, and the HTTP preconditions of the request (API.md "Idempotency-Key", "If-Match").
+struct request_meta {
+    std::string actor = "anonymous";
+    std::optional<std::string> idempotency_key;
+    std::string fingerprint;                  // what "the same request" means (method, path, body)
+    std::optional<std::int64_t> if_match;     // the instance's (or account's) version
+    std::string correlation_id;
+};
+
+enum class outcome_kind {
+    ok,                    // appended (or nothing to append), or an idempotent replay
+    refused,               // the core refused: `refused` says why; nothing written
+    version_mismatch,      // If-Match differs: `actual_version`
+    idempotency_mismatch,  // the key was used with another request
+    unavailable,           // the database failed; nothing written
+};
+
+struct command_outcome {
+    outcome_kind kind = outcome_kind::ok;
+    std::optional<refusal> refused;
+    std::int64_t actual_version = 0;
+    std::string message;
+    bool replayed = false;
+    /// The target after the command (instance commands / account commands).
+    std::optional<instance_state> instance;
+    std::optional<account_state> account;
+    /// What this request appended (empty for a replay or a moot command).
+    std::vector<store::recorded_event> written;
+};
+
+/// What the engine tells the rest of the daemon (metrics, logs, the timer service).
+struct engine_hooks {
+    /// After every successful append: the events written and the append's duration.
+    std::function<void(const std::vector<store::recorded_event>&, double seconds)> appended;
+    /// A timer fired: kind, due time and how late (now − due) it fired.
+    std::function<void(const std::string& instance_id, timer_kind kind, time_point due, duration late)> fired;
+    /// The earliest deadline of the instances a unit just wrote (to arm the timer earlier).
+    std::function<void(time_point due)> deadline;
+};
+
+class engine {
+public:
+    /// Everything must outlive the engine.
+    engine(db_pool& reads, store::event_store& store, const policy_registry& policies, const mqledger::clock& clk,
+           engine_hooks hooks = {});
+
+    /// Runs an instance command on instance `id` (for purchase and import: the new id). Blocks
+    /// until its batch committed. Never throws but std::bad_alloc. Thread-safe.
+    [[nodiscard]] command_outcome execute_instance(const std::string& id, const commands::command& c,
+                                                   const request_meta& meta);
+    /// Runs an account command on account `id`. Blocks; thread-safe.
+    [[nodiscard]] command_outcome execute_account(const std::string& id, const commands::command& c,
+                                                  const request_meta& meta);
+
+    /// Fires every timer due at or before `up_to`, in due order (rounds of equal due time), each
+    /// effective at its deadline; returns how many fired. Throws store_unavailable when the
+    /// database fails (what fired so far stays fired). Thread-safe, but callers serialise it.
+    std::size_t fire_due(time_point up_to);
+
+    /// The earliest due time among all timers, or nothing. Throws pqxx exceptions.
+    [[nodiscard]] std::optional<time_point> earliest_due();
+
+    /// The instance's current state from the projections (`exists` false when unknown).
+    /// Throws pqxx exceptions. Thread-safe.
+    [[nodiscard]] instance_state load_instance(const std::string& id);
+    [[nodiscard]] std::optional<account_state> load_account(const std::string& id);
+
+    [[nodiscard]] const policy_registry& policies() const noexcept { return policies_; }
+
+    /// Statements every pooled connection prepares (pass to db_pool).
+    static void prepare(pqxx::connection& c);
+
+private:
+    friend class unit_of_work;
+    command_outcome execute(bool account_target, const std::string& id, const commands::command& c,
+                            const request_meta& meta);
+
+    db_pool& reads_;
+    store::event_store& store_;
+    const policy_registry& policies_;
+    const mqledger::clock& clock_;
+    engine_hooks hooks_;
+    std::mutex fire_mutex_;   // one fire_due at a time: rounds must not interleave
+};
+
+} // namespace mqledger

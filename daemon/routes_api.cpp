@@ -1,0 +1,383 @@
+// API.md "Accounts", "Instances", "Ledger": every route that reads or writes the ledger. Handlers
+// parse and validate on the I/O thread, then hand the blocking part (database reads, waiting for
+// the group commit) to the worker pool and answer from there.
+#include "daemon/api_parse.h"
+#include "daemon/engine.h"
+#include "daemon/logging.h"
+#include "daemon/routes.h"
+#include "daemon/views.h"
+
+#include "ledger/codec.h"
+#include "ledger/store/hash_chain.h"
+#include "projections/as_of.h"
+#include "projections/projector.h"
+#include "projections/snapshot.h"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+#include <random>
+
+namespace mqledger {
+namespace json = boost::json;
+namespace cmd = commands;
+using http::api_error;
+
+namespace {
+
+struct services {
+    engine& eng;
+    db_pool& reads;
+    run_blocking_fn run;
+    const mqledger::clock& clk;
+};
+
+std::string random_hex(std::size_t bytes) {
+    thread_local std::mt19937_64 gen{std::random_device{}()};
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < bytes; ++i) {
+        const auto b = static_cast<unsigned>(gen() & 0xff);
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
+}
+
+// Idempotency-Key, If-Match, the actor and a correlation id from the request.
+request_meta meta_of(const http::request_context& ctx) {
+    request_meta m;
+    m.actor = ctx.who ? ctx.who->name : "anonymous";
+    if (const auto k = ctx.req.header_value("Idempotency-Key"); !k.empty()) {
+        if (k.size() > 256) throw api_error(400, "malformed", "Idempotency-Key is longer than 256 bytes");
+        for (unsigned char c : k)
+            if (c < 0x20 || c >= 0x7f) throw api_error(400, "malformed", "Idempotency-Key must be printable ASCII");
+        m.idempotency_key = std::string(k);
+    }
+    if (auto im = ctx.req.header_value("If-Match"); !im.empty()) {
+        if (im.starts_with("W/")) im.remove_prefix(2);
+        if (im.size() >= 2 && im.front() == '"' && im.back() == '"') im = im.substr(1, im.size() - 2);
+        std::int64_t v = 0;
+        const auto [p, ec] = std::from_chars(im.data(), im.data() + im.size(), v);
+        if (ec != std::errc{} || p != im.data() + im.size() || v < 0)
+            throw api_error(400, "malformed", "If-Match must be a version number like \"7\"");
+        m.if_match = v;
+    }
+    const auto corr = ctx.req.header_value("X-Correlation-Id");
+    m.correlation_id = (!corr.empty() && corr.size() <= 128) ? std::string(corr) : random_hex(16);
+    m.fingerprint = store::sha256_hex(ctx.req.method + " " + std::string(ctx.path) + "\n" + ctx.req.body);
+    return m;
+}
+
+http::response refusal_response(const refusal& r) {
+    switch (r.code) {
+    case refusal_code::invalid_transition: {
+        json::array actions;
+        for (const auto& a : r.allowed_actions) actions.emplace_back(a);
+        return http::error_response(409, "invalid_transition", r.message,
+                                    {{"state", to_string(r.current)}, {"allowed_actions", std::move(actions)}});
+    }
+    case refusal_code::insufficient_balance:
+        return http::error_response(402, "insufficient_balance", r.message,
+                                    {{"balance", r.balance}, {"required", r.required}});
+    case refusal_code::invalid: return http::error_response(422, "invalid", r.message, {{"field", r.field}});
+    case refusal_code::conflict: return http::error_response(409, "conflict", r.message, {{"reason", r.reason}});
+    case refusal_code::not_found: return http::error_response(404, "not_found", r.message);
+    }
+    return http::error_response(500, "internal", "unknown refusal");
+}
+
+http::response unavailable_response(const std::string& message) {
+    log_line(log_level::warn, "database unavailable", {{"error", message}});
+    return http::error_response(503, "unavailable", "database unavailable; nothing was written");
+}
+
+// The answer to a command: the target's view, or the documented error.
+http::response outcome_response(const command_outcome& o, int ok_status, const engine& eng, const std::string& id,
+                                time_point now) {
+    switch (o.kind) {
+    case outcome_kind::ok: break;
+    case outcome_kind::refused: return refusal_response(*o.refused);
+    case outcome_kind::version_mismatch:
+        return http::error_response(412, "version_mismatch", o.message, {{"version", o.actual_version}});
+    case outcome_kind::idempotency_mismatch:
+        return http::error_response(422, "invalid", o.message, {{"field", "Idempotency-Key"}});
+    case outcome_kind::unavailable: return unavailable_response(o.message);
+    }
+    if (o.account) return http::json_response(ok_status, views::account(id, *o.account));
+    if (o.instance && o.instance->exists) {
+        // A response shows the instance as of its command (so a replay answers byte for byte
+        // the same): the command's events are effective at the time it was decided.
+        const auto at = (o.replayed || !o.written.empty()) ? o.instance->last_effective_at : now;
+        return http::json_response(
+            ok_status, views::instance(*o.instance, projections::policy_of(*o.instance, eng.policies()), at));
+    }
+    return http::error_response(404, "not_found", "no such instance or account");
+}
+
+void instance_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
+                      int ok_status, http::responder done) {
+    auto meta = meta_of(ctx);
+    s.run([s, id = std::move(id), c = std::move(c), meta = std::move(meta), ok_status, done = std::move(done)]() mutable {
+        const auto o = s.eng.execute_instance(id, c, meta);
+        done(outcome_response(o, ok_status, s.eng, id, s.clk.now()));
+    });
+}
+
+void account_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
+                     int ok_status, http::responder done) {
+    auto meta = meta_of(ctx);
+    s.run([s, id = std::move(id), c = std::move(c), meta = std::move(meta), ok_status, done = std::move(done)]() mutable {
+        const auto o = s.eng.execute_account(id, c, meta);
+        done(outcome_response(o, ok_status, s.eng, id, s.clk.now()));
+    });
+}
+
+// Runs a read on the worker pool; database failures answer 503.
+template <typename Fn>
+void read(const services& s, http::responder done, Fn fn) {
+    s.run([s, done = std::move(done), fn = std::move(fn)]() mutable {
+        http::response r;
+        try {
+            r = s.reads.with([&](pqxx::connection& c) { return fn(c); });
+        } catch (const api_error& e) {
+            r = http::error_response(e.status, e.code, e.what(), e.extra);
+        } catch (const pqxx::broken_connection& e) {
+            r = unavailable_response(e.what());
+        } catch (const pqxx::sql_error& e) {
+            r = unavailable_response(e.what());
+        } catch (const pqxx::failure& e) {
+            r = unavailable_response(e.what());
+        } catch (const std::exception& e) {
+            r = http::error_response(500, "internal", "internal error");
+            r.internal_error = e.what();
+        }
+        done(std::move(r));
+    });
+}
+
+// An id from the path: one that cannot be valid names nothing.
+std::string path_id(const http::request_context& ctx, std::string_view what) {
+    auto id = ctx.param("id");
+    try {
+        api::check_id(id, "id");
+    } catch (const api_error&) {
+        throw api_error(404, "not_found", "no such " + std::string(what));
+    }
+    return id;
+}
+
+std::int64_t query_int(const http::request_context& ctx, std::string_view key, std::int64_t fallback,
+                       std::int64_t min, std::int64_t max) {
+    const auto v = ctx.query_value(key);
+    if (!v) return fallback;
+    std::int64_t n = 0;
+    const auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc{} || p != v->data() + v->size() || n < min || n > max)
+        throw api_error(422, "invalid",
+                        std::string(key) + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max),
+                        {{"field", key}});
+    return n;
+}
+
+std::optional<time_point> query_time(const http::request_context& ctx, std::string_view key) {
+    const auto v = ctx.query_value(key);
+    if (!v) return std::nullopt;
+    const auto t = codec::parse_time(*v);
+    if (!t) throw api_error(422, "invalid", std::string(key) + " is not an RFC 3339 time", {{"field", key}});
+    return t;
+}
+
+instance_state decode_row_snapshot(const pqxx::field& f, const std::string& id) {
+    std::string error;
+    auto s = projections::decode_instance_snapshot(json::parse(f.c_str()), error);
+    if (!s) throw projections::projection_error("instance " + id + ": snapshot: " + error);
+    s->id = id;
+    return std::move(*s);
+}
+
+json::object items(json::array a) { return json::object{{"items", std::move(a)}}; }
+
+} // namespace
+
+void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk) {
+    const services s{eng, reads, std::move(run), clk};
+
+    // ---- accounts ----
+    r.add_async("POST", "/v1/accounts", route_kind::account_write, [s](const http::request_context& ctx, http::responder done) {
+        auto b = api::parse_open_account(ctx.json_body());
+        account_command(s, ctx, b.account_id, cmd::open_account{b.currency}, 201, std::move(done));
+    });
+    r.add_async("POST", "/v1/accounts/{id}/funds", route_kind::account_write,
+                [s](const http::request_context& ctx, http::responder done) {
+                    auto id = path_id(ctx, "account");
+                    account_command(s, ctx, id, api::parse_funds(ctx.json_body()), 200, std::move(done));
+                });
+    r.add_async("POST", "/v1/accounts/{id}/charges", route_kind::account_write,
+                [s](const http::request_context& ctx, http::responder done) {
+                    auto id = path_id(ctx, "account");
+                    account_command(s, ctx, id, api::parse_charge(ctx.json_body()), 200, std::move(done));
+                });
+    r.add_async("GET", "/v1/accounts/{id}", route_kind::read, [s](const http::request_context& ctx, http::responder done) {
+        auto id = path_id(ctx, "account");
+        read(s, std::move(done), [id](pqxx::connection& c) {
+            pqxx::nontransaction tx(c);
+            const auto rows = tx.exec_prepared("mq_load_account", id);
+            if (rows.empty()) throw api_error(404, "not_found", "no such account");
+            std::string error;
+            const auto a = projections::decode_account_snapshot(json::parse(rows[0][0].c_str()), error);
+            if (!a) throw projections::projection_error("account " + id + ": snapshot: " + error);
+            return http::json_response(200, views::account(id, *a));
+        });
+    });
+
+    // ---- instances: commands ----
+    r.add_async("POST", "/v1/instances", route_kind::instance_action, [s](const http::request_context& ctx, http::responder done) {
+        auto c = api::parse_purchase(ctx.json_body());
+        auto id = c.instance_id;
+        instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
+    });
+    r.add_async("POST", "/v1/instances/import", route_kind::instance_action,
+                [s](const http::request_context& ctx, http::responder done) {
+                    auto c = api::parse_import(ctx.json_body());
+                    auto id = c.details.instance_id;
+                    instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
+                });
+    r.add_async("POST", "/v1/instances/{id}/actions/{action}", route_kind::instance_action,
+                [s](const http::request_context& ctx, http::responder done) {
+                    auto id = path_id(ctx, "instance");
+                    auto c = api::parse_action(ctx.param("action"), ctx);
+                    instance_command(s, ctx, std::move(id), std::move(c), 200, std::move(done));
+                });
+    for (const std::string kind : {"topics", "groups"}) {
+        const bool topic = kind == "topics";
+        r.add_async("POST", "/v1/instances/{id}/" + kind, route_kind::instance_action,
+                    [s, topic](const http::request_context& ctx, http::responder done) {
+                        auto id = path_id(ctx, "instance");
+                        auto name = api::parse_name(ctx.json_body());
+                        cmd::command c = topic ? cmd::command{cmd::create_topic{name}} : cmd::command{cmd::create_group{name}};
+                        instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
+                    });
+        r.add_async("DELETE", "/v1/instances/{id}/" + kind + "/{name}", route_kind::instance_action,
+                    [s, topic](const http::request_context& ctx, http::responder done) {
+                        auto id = path_id(ctx, "instance");
+                        const auto& name = ctx.param("name");
+                        cmd::command c = topic ? cmd::command{cmd::delete_topic{name}} : cmd::command{cmd::delete_group{name}};
+                        instance_command(s, ctx, std::move(id), std::move(c), 200, std::move(done));
+                    });
+    }
+
+    // ---- instances: reads ----
+    r.add_async("GET", "/v1/instances/{id}", route_kind::read, [s](const http::request_context& ctx, http::responder done) {
+        auto id = path_id(ctx, "instance");
+        const auto as_of = query_time(ctx, "as_of");
+        read(s, std::move(done), [s, id, as_of](pqxx::connection& c) {
+            instance_state st;
+            time_point at = s.clk.now();
+            if (as_of) {
+                pqxx::read_transaction tx(c);
+                st = projections::instance_as_of(tx, id, *as_of);
+                st.id = id;
+                at = *as_of;
+            } else {
+                pqxx::nontransaction tx(c);
+                const auto rows = tx.exec_prepared("mq_load_instance", id);
+                if (!rows.empty()) st = decode_row_snapshot(rows[0][0], id);
+            }
+            if (!st.exists) throw api_error(404, "not_found", as_of ? "no such instance at that time" : "no such instance");
+            return http::json_response(200, views::instance(st, projections::policy_of(st, s.eng.policies()), at));
+        });
+    });
+
+    r.add_async("GET", "/v1/instances", route_kind::read, [s](const http::request_context& ctx, http::responder done) {
+        const auto state_f = ctx.query_value("state").value_or("");
+        const auto product_f = ctx.query_value("product").value_or("");
+        const auto billing_f = ctx.query_value("billing").value_or("");
+        const auto account_f = ctx.query_value("account_id").value_or("");
+        const auto cursor = ctx.query_value("cursor").value_or("");
+        if (!state_f.empty() && !parse_state(state_f)) throw api_error(422, "invalid", "unknown state", {{"field", "state"}});
+        if (!product_f.empty() && !parse_product(product_f))
+            throw api_error(422, "invalid", "unknown product", {{"field", "product"}});
+        if (!billing_f.empty() && !parse_billing(billing_f))
+            throw api_error(422, "invalid", "unknown billing model", {{"field", "billing"}});
+        const auto limit = query_int(ctx, "limit", 100, 1, 1000);
+        read(s, std::move(done), [=](pqxx::connection& c) {
+            pqxx::nontransaction tx(c);
+            const auto rows = tx.exec_params(
+                "SELECT instance_id, snapshot FROM instance_state "
+                "WHERE ($1 = '' OR state = $1) AND ($2 = '' OR product = $2) AND ($3 = '' OR billing = $3) "
+                "AND ($4 = '' OR account_id = $4) AND instance_id > $5 ORDER BY instance_id LIMIT $6",
+                state_f, product_f, billing_f, account_f, cursor, limit + 1);
+            json::array out;
+            const auto now = s.clk.now();
+            json::value next = nullptr;
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                const std::string id = rows[i][0].c_str();
+                if (static_cast<std::int64_t>(i) == limit) {
+                    next = json::value(out.back().as_object().at("instance_id"));
+                    break;
+                }
+                const auto st = decode_row_snapshot(rows[i][1], id);
+                out.push_back(views::instance(st, projections::policy_of(st, s.eng.policies()), now));
+            }
+            return http::json_response(200, json::object{{"items", std::move(out)}, {"next_cursor", std::move(next)}});
+        });
+    });
+
+    r.add_async("GET", "/v1/instances/{id}/events", route_kind::read,
+                [s](const http::request_context& ctx, http::responder done) {
+                    auto id = path_id(ctx, "instance");
+                    read(s, std::move(done), [id](pqxx::connection& c) {
+                        pqxx::read_transaction tx(c);
+                        const auto evs = store::read_stream(tx, instance_stream(id));
+                        if (evs.empty()) throw api_error(404, "not_found", "no such instance");
+                        json::array out;
+                        for (const auto& e : evs) out.push_back(views::event(e));
+                        return http::json_response(200, items(std::move(out)));
+                    });
+                });
+
+    // ---- ledger ----
+    r.add_async("GET", "/v1/events", route_kind::read, [s](const http::request_context& ctx, http::responder done) {
+        const auto after = query_int(ctx, "after", 0, 0, std::numeric_limits<std::int64_t>::max());
+        const auto limit = query_int(ctx, "limit", 100, 1, 10000);
+        read(s, std::move(done), [after, limit](pqxx::connection& c) {
+            pqxx::read_transaction tx(c);
+            const auto evs = store::read_all(tx, after, limit);
+            const auto h = store::head(tx);
+            json::array out;
+            for (const auto& e : evs) out.push_back(views::event(e));
+            return http::json_response(200, json::object{{"items", std::move(out)}, {"head", h.position}});
+        });
+    });
+
+    r.add_async("GET", "/v1/releases/pending", route_kind::read, [s](const http::request_context& ctx, http::responder done) {
+        const auto before = query_time(ctx, "before");
+        const auto limit = query_int(ctx, "limit", 1000, 1, 10000);
+        read(s, std::move(done), [before, limit](pqxx::connection& c) {
+            pqxx::nontransaction tx(c);
+            const auto rows = tx.exec_params(
+                "SELECT instance_id, state, (extract(epoch FROM release_at) * 1000000)::bigint, cause "
+                "FROM pending_releases WHERE ($1 = '' OR release_at <= $1::timestamptz) "
+                "ORDER BY release_at, instance_id LIMIT $2",
+                before ? codec::format_time(*before) : std::string(), limit);
+            json::array out;
+            for (const auto& row : rows)
+                out.push_back(json::object{{"instance_id", row[0].c_str()},
+                                           {"state", row[1].c_str()},
+                                           {"release_at", codec::format_time(time_point(duration(row[2].as<std::int64_t>())))},
+                                           {"cause", row[3].c_str()}});
+            return http::json_response(200, items(std::move(out)));
+        });
+    });
+
+    r.add_async("GET", "/v1/ledger/head", route_kind::read, [s](const http::request_context&, http::responder done) {
+        read(s, std::move(done), [](pqxx::connection& c) {
+            pqxx::read_transaction tx(c);
+            const auto h = store::head(tx);
+            return http::json_response(200, json::object{{"position", h.position}, {"hash", h.hash}});
+        });
+    });
+}
+
+} // namespace mqledger
