@@ -34,6 +34,14 @@ int connect_loopback(std::uint16_t port) {
 
 std::string listen_arg(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
+// A scratch database with the migrations applied: the manual clock fires timers from it, so a
+// daemon whose clock moves needs one.
+struct migrated_db {
+    scratch_database db;
+    migrated_db() { REQUIRE(run_mqledger({"migrate", "--database-url", db.url()}).exit_code == 0); }
+    [[nodiscard]] const std::string& url() const { return db.url(); }
+};
+
 // serve with no authentication on a free port, against `db`.
 std::vector<std::string> serve_args(std::uint16_t port, const std::string& db, std::vector<std::string> extra = {}) {
     std::vector<std::string> args{"serve", "--listen", listen_arg(port), "--database-url", db, "--insecure-no-auth"};
@@ -202,26 +210,28 @@ TEST_CASE("serve: a body over 64 KiB is 413 too_large JSON, unknown routes are 4
 }
 
 TEST_CASE("serve: --body-limit is honoured", "[daemon][e2e]") {
+    migrated_db mdb;
     const auto port = free_port();
-    daemon_process d(serve_args(port, unreachable_db, {"--clock", "manual", "--body-limit", "100"}), port);
+    daemon_process d(serve_args(port, mdb.url(), {"--clock", "manual", "--body-limit", "100"}), port);
     CHECK(d.client().request("POST", "/v1/clock", std::string(101, ' ')).status == 413);
     CHECK(d.client().post("/v1/clock", {{"advance_seconds", 1}}).status == 200);
 }
 
 TEST_CASE("serve: no token is 401, the wrong role 403, the right role passes, probes need no token",
           "[daemon][e2e]") {
+    migrated_db mdb;
     temp_dir dir;
     const auto tokens = dir.write("tokens", "admin ada " + sha256_hex("admin-secret") + "\nauditor aude " +
                                                 sha256_hex("auditor-secret") + "\n");
     const auto port = free_port();
-    daemon_process d({"serve", "--listen", listen_arg(port), "--database-url", unreachable_db, "--tokens",
+    daemon_process d({"serve", "--listen", listen_arg(port), "--database-url", mdb.url(), "--tokens",
                       tokens.string(), "--clock", "manual", "--clock-start", "2026-05-01T00:00:00Z"},
                      port);
     const auto c = d.client();
 
     CHECK(c.get("/healthz").status == 200);
     CHECK(c.get("/metrics").status == 200);
-    CHECK(c.get("/readyz").status == 503);
+    CHECK(wait_readyz(c, 200).status == 200);
 
     auto r = c.get("/v1/clock");
     CHECK(r.status == 401);
@@ -263,8 +273,9 @@ TEST_CASE("serve: SIGHUP reloads the tokens file", "[daemon][e2e]") {
 }
 
 TEST_CASE("serve: the manual clock moves only forward over HTTP, without it /v1/clock is 404", "[daemon][e2e]") {
+    migrated_db mdb;
     const auto port = free_port();
-    daemon_process d(serve_args(port, unreachable_db, {"--clock", "manual", "--clock-start", "2026-01-31T00:00:00Z"}),
+    daemon_process d(serve_args(port, mdb.url(), {"--clock", "manual", "--clock-start", "2026-01-31T00:00:00Z"}),
                      port);
     const auto c = d.client();
     CHECK(c.get("/v1/clock").json.at("now") == "2026-01-31T00:00:00Z");
@@ -288,7 +299,7 @@ TEST_CASE("serve: the manual clock moves only forward over HTTP, without it /v1/
     CHECK(r.error_code() == "malformed");
 
     const auto port2 = free_port();
-    daemon_process system_clock(serve_args(port2, unreachable_db), port2);
+    daemon_process system_clock(serve_args(port2, mdb.url()), port2);
     r = system_clock.client().get("/v1/clock");
     CHECK(r.status == 404);
     CHECK(r.error_code() == "not_found");
@@ -352,8 +363,9 @@ TEST_CASE("serve: SIGTERM with an idle keep-alive connection open still exits 0 
 }
 
 TEST_CASE("serve: a request in flight at SIGTERM is still answered, then the daemon exits 0", "[daemon][e2e]") {
+    migrated_db mdb;
     const auto port = free_port();
-    daemon_process d(serve_args(port, unreachable_db, {"--clock", "manual"}), port);
+    daemon_process d(serve_args(port, mdb.url(), {"--clock", "manual"}), port);
 
     const int fd = connect_loopback(port);
     const std::string body = R"({"advance_seconds": 5})";
