@@ -388,6 +388,9 @@ std::optional<command_outcome> replay(pqxx::connection& c, const request_meta& m
 command_outcome engine::execute(bool account_target, const std::string& id, const cmd::command& c,
                                 const request_meta& meta) {
     const auto target_stream = account_target ? account_stream(id) : instance_stream(id);
+    const auto stripe = [](const std::string& key) { return std::hash<std::string>{}(key) % stripes; };
+    std::unique_lock<std::mutex> target_lock((account_target ? account_locks_ : instance_locks_)[stripe(id)]);
+    std::unique_lock<std::mutex> account_lock;
     for (int attempt = 0; attempt < max_attempts; ++attempt) {
         std::optional<unit_of_work> u;
         try {
@@ -407,6 +410,19 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                     o.message = "If-Match is " + std::to_string(*meta.if_match) + "; the version is " +
                                 std::to_string(version);
                     return o;
+                }
+                if (!account_target && !account_lock.owns_lock()) {
+                    std::string account_id = u->instance(id).account_id;
+                    if (const auto* p = std::get_if<cmd::purchase>(&c)) account_id = p->account_id;
+                    if (const auto* p = std::get_if<cmd::import_instance>(&c)) account_id = p->details.account_id;
+                    if (!account_id.empty()) {
+                        account_lock = std::unique_lock<std::mutex>(account_locks_[stripe(account_id)]);
+                        // Loaded before the lock: another command on the account may have
+                        // committed meanwhile; start over with the lock held.
+                        u.reset();
+                        --attempt;
+                        continue;
+                    }
                 }
                 bool ok = false;
                 if (account_target) {

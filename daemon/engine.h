@@ -21,6 +21,7 @@
 #include "ledger/policy.h"
 #include "ledger/store/event_store.h"
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -112,7 +113,13 @@ private:
     const policy_registry& policies_;
     const mqledger::clock& clock_;
     engine_hooks hooks_;
-    std::mutex fire_mutex_;   // one fire_due at a time: rounds must not interleave
+    std::mutex fire_mutex_;
+    // Commands on one instance (and on one account) run one at a time within this daemon, so
+    // they queue instead of failing each other's version checks; other daemons and the timer
+    // rounds are still caught by the checks. Lock order: instance stripe, then account stripe.
+    static constexpr std::size_t stripes = 1024;
+    std::array<std::mutex, stripes> instance_locks_;
+    std::array<std::mutex, stripes> account_locks_;   // one fire_due at a time: rounds must not interleave
 };
 
 } // namespace mqledger
