@@ -17,7 +17,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <future>
 #include <map>
+#include <optional>
 #include <thread>
 
 using namespace mqledger;
@@ -465,6 +468,40 @@ TEST_CASE("router: a throwing handler is a 500 internal error, an api_error its 
     res = r.handle(make("POST", "/json", "{not json"));
     CHECK(res.status == 400);
     CHECK(code_of(res) == "malformed");
+}
+
+TEST_CASE("router: an asynchronous route answers later from another thread, once, with its route label; "
+          "it may still refuse before deferring",
+          "[daemon]") {
+    http::router r(nullptr);
+    r.add_async("POST", "/later/{id}", route_kind::read, [](const http::request_context& c, http::responder done) {
+        if (c.param("id") == "bad") throw http::api_error(422, "invalid", "bad id", {{"field", "id"}});
+        std::thread([id = c.param("id"), done = std::move(done)]() mutable {
+            done(http::json_response(200, boost::json::object{{"id", id}}));
+        }).detach();
+    });
+
+    std::promise<http::response> answered;
+    std::atomic<int> calls{0};
+    r.handle(make("POST", "/later/x"), [&](http::response&& res) {
+        if (++calls == 1) answered.set_value(std::move(res));
+    });
+    auto res = answered.get_future().get();
+    CHECK(res.status == 200);
+    CHECK(body_of(res).at("id") == "x");
+    CHECK(res.route == "/later/{id}");
+
+    std::optional<http::response> refused;
+    r.handle(make("POST", "/later/bad"), [&](http::response&& x) { refused = std::move(x); });
+    REQUIRE(refused);   // answered synchronously: the handler threw before deferring
+    CHECK(refused->status == 422);
+    CHECK(refused->route == "/later/{id}");
+
+    // The synchronous entry point waits for an asynchronous route.
+    res = r.handle(make("POST", "/later/y"));
+    CHECK(body_of(res).at("id") == "y");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(calls == 1);
 }
 
 TEST_CASE("router: malformed patterns and duplicates are refused at registration", "[daemon]") {
