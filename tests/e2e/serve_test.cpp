@@ -202,7 +202,14 @@ TEST_CASE("serve: a body over 64 KiB is 413 too_large JSON, unknown routes are 4
     CHECK(missing.error_code() == "not_found");
     CHECK(missing.header("Content-Type") == "application/json");
 
-    const auto metrics = c.get("/metrics").body;
+    // A request is counted once its response is written, so the client may see the answer a
+    // moment before the count: poll briefly.
+    std::string metrics;
+    for (int i = 0; i < 50; ++i) {
+        metrics = c.get("/metrics").body;
+        if (metrics.find(R"(route="unmatched",status="404")") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     CHECK(metrics.find(R"(mqledger_http_requests_total{method="POST",route="/v1/clock",status="413"} 1)") !=
           std::string::npos);
     CHECK(metrics.find(R"(route="unmatched",status="404")") != std::string::npos);
