@@ -54,13 +54,11 @@ int run_cli(const std::vector<std::string>& args) {
     switch (*command) {
     case command_kind::serve: return run_serve(parsed.cfg);
     case command_kind::migrate: return run_migrate(parsed.cfg);
-    case command_kind::verify:
-    case command_kind::rebuild:
-    case command_kind::history:
-    case command_kind::export_: break;
+    case command_kind::verify: return run_verify(parsed.cfg);
+    case command_kind::rebuild: return run_rebuild(parsed.cfg);
+    case command_kind::history: return run_history(parsed.cfg);
+    case command_kind::export_: return run_export(parsed.cfg);
     }
-    // Honest about what is missing rather than a fake success.
-    std::cerr << "mqledger: " << to_string(*command) << " is not implemented yet\n";
     return 2;
 }
 

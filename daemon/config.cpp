@@ -86,10 +86,12 @@ std::vector<option_spec> specs_for(command_kind c) {
         break;
     case command_kind::history:
         s.push_back({"as-of", "TIME", "", "the instance's state at this RFC 3339 time instead of its timeline"});
+        s.push_back({"format", "table|json", "table", "output format"});
         break;
     case command_kind::export_:
         s.push_back({"format", "jsonl|csv", "jsonl", "output format"});
         s.push_back({"since", "TIME", "", "only events effective at or after this RFC 3339 time"});
+        s.push_back({"stream", "PREFIX", "", "only events of streams starting with PREFIX (e.g. instance-i-1)"});
         break;
     default: break;
     }
@@ -201,12 +203,16 @@ void validate(const po::variables_map& vm, config& cfg) {
         cfg.instance_id = get(vm, "instance");
         if (cfg.instance_id.empty()) throw bad_option("history needs an INSTANCE");
         if (vm.count("as-of")) cfg.as_of = parse_time_option(get(vm, "as-of"), "as-of");
+        cfg.export_format = get(vm, "format");
+        if (cfg.export_format != "table" && cfg.export_format != "json")
+            throw bad_option("--format must be table or json, got '" + cfg.export_format + "'");
         break;
     case command_kind::export_:
         cfg.export_format = get(vm, "format");
         if (cfg.export_format != "jsonl" && cfg.export_format != "csv")
             throw bad_option("--format must be jsonl or csv, got '" + cfg.export_format + "'");
         if (vm.count("since")) cfg.since = parse_time_option(get(vm, "since"), "since");
+        cfg.stream_prefix = get(vm, "stream");
         break;
     default: break;
     }

@@ -63,7 +63,8 @@ struct config {
     // history / export
     std::string instance_id;
     std::optional<time_point> as_of;
-    std::string export_format = "jsonl";
+    std::string export_format = "jsonl";     // export: jsonl|csv; history: table|json
+    std::string stream_prefix;               // export --stream
     std::optional<time_point> since;
 };
 
