@@ -8,6 +8,7 @@
 #include "ledger/local_time.h"
 #include "ledger/store/event_store.h"
 #include "projections/as_of.h"
+#include "projections/conformance.h"
 #include "projections/projector.h"
 #include "projections/rebuild.h"
 #include "projections/snapshot.h"
@@ -426,4 +427,92 @@ TEST_CASE("projections: throughput of appends with the projector", "[projections
 
     CHECK(db.admin_scalar("SELECT count FROM instance_counts WHERE state = 'running'") == std::to_string(n));
     CHECK_FALSE(proj::compare(db.app_url(), policies).has_value());
+}
+
+namespace {
+
+// Everything in the log judged by the conformance checker; the first failure, if any.
+std::optional<std::pair<std::int64_t, std::string>> first_nonconforming(const std::string& url,
+                                                                        const policy_registry& policies) {
+    proj::conformance_checker checker(policies);
+    pqxx::connection c(url);
+    pqxx::read_transaction tx(c);
+    for (const auto& e : store::read_all(tx, 0, 1000000))
+        if (auto bad = checker.check(e)) return std::make_pair(e.position, *bad);
+    return std::nullopt;
+}
+
+// Appends one event exactly as given, bypassing the rules: what a buggy or malicious writer with
+// the app role could do. The hash chain stays valid; only conformance can tell.
+void append_raw(world& w, const std::string& stream, const events::event& e, time_point at) {
+    store::append_request r;
+    r.streams.push_back({stream, store::any_version, {{std::string(events::type_name(e)), codec::encode(e), at}}});
+    r.metadata = {{"actor", "forger"}, {"policy_version", current_policy_version}};
+    REQUIRE(w.store.append(std::move(r)).ok());
+}
+
+} // namespace
+
+TEST_CASE("conformance: a history decided by the rules core conforms event by event (settlements, charges, "
+          "stop, release at 08:00 two days later)",
+          "[projections][conformance]") {
+    scratch_db db;
+    world w(db.app_url());
+    kafka_story(w);
+    const auto bad = first_nonconforming(db.app_url(), w.policies);
+    INFO((bad ? bad->second : ""));
+    CHECK(!bad);
+}
+
+TEST_CASE("conformance: a stop of a subscription instance is reported with its position (K: subscriptions "
+          "cannot be stopped)",
+          "[projections][conformance]") {
+    scratch_db db;
+    world w(db.app_url());
+    w.run("", cmd::open_account{"CNY"}, local("2025-11-23 09:00"));
+    w.run("", cmd::add_funds{100000, ""}, local("2025-11-23 09:01"));
+    auto p = kafka_payg("s-1");
+    p.bill = billing::subscription;
+    p.rate = price{price::unit::monthly, 30000};
+    p.term_months = 1;
+    w.run("s-1", p, local("2025-11-23 09:10"));
+    w.run("s-1", cmd::deploy{}, local("2025-11-23 09:20"));
+    append_raw(w, "instance-s-1", events::stopped{}, local("2025-11-23 10:00"));
+    const auto bad = first_nonconforming(db.app_url(), w.policies);
+    REQUIRE(bad);
+    CHECK(bad->first == 6);   // opened, funds, purchased, charged, deployed, then the forged stop
+    CHECK(bad->second.find("instance.stopped") != std::string::npos);
+}
+
+TEST_CASE("conformance: a release before its deadline, and a settlement that overcharges, are reported (K: "
+          "release at 08:00 two days after stopping; E: hourly bill = price × billable time)",
+          "[projections][conformance]") {
+    scratch_db db;
+    world w(db.app_url());
+    w.run("", cmd::open_account{"CNY"}, local("2025-11-23 09:00"));
+    w.run("", cmd::add_funds{100000, ""}, local("2025-11-23 09:01"));
+    w.run("i-1", kafka_payg("i-1"), local("2025-11-23 09:10"));
+    w.run("i-1", cmd::deploy{}, local("2025-11-23 09:30"));
+
+    SECTION("release early") {
+        w.run("i-1", cmd::stop{}, local("2025-11-23 09:40"));
+        const auto head = store::head(db.app_url()).position;
+        append_raw(w, "instance-i-1", events::released{events::release_cause::deadline, {}, {}},
+                   local("2025-11-25 07:59"));
+        const auto bad = first_nonconforming(db.app_url(), w.policies);
+        REQUIRE(bad);
+        CHECK(bad->first == head + 1);
+        CHECK(bad->second.find("instance.released") != std::string::npos);
+    }
+    SECTION("overcharge") {
+        const auto head = store::head(db.app_url()).position;
+        const auto start = local("2025-11-23 09:00");
+        const auto end = local("2025-11-23 10:00");
+        // 30 minutes at 120/hour is 60; the forger bills 120.
+        append_raw(w, "instance-i-1", events::settled{start, end, 120}, end);
+        const auto bad = first_nonconforming(db.app_url(), w.policies);
+        REQUIRE(bad);
+        CHECK(bad->first == head + 1);
+        CHECK(bad->second.find("instance.settled") != std::string::npos);
+    }
 }

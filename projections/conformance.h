@@ -1,0 +1,47 @@
+// Conformance (API.md `mqledger verify`; issue 5): every event in the log is what the rules core
+// would have allowed or produced at its effective_at, judged by the policy version it records.
+//
+// The checker folds the log in position order and judges each event against the state of its
+// stream (and its account) just before it: it rebuilds the commands that could have produced it
+// (the command its type names, rebuilt from its data; every timer of the state due exactly at
+// its effective_at; the account's overdue and paid notices) and asks `decide` whether one of
+// them yields this very event first. The rest of that decision (the charge of a renewal, the
+// overdue entry after a settlement, a refund of a downgrade) is then expected next on its
+// streams, so a charge is legal only where a decision produced it with that amount. An illegal
+// transition, a timer event before its deadline, a charge that does not match the price, or a
+// settlement for time that was not billable all fail with the position and the reason.
+#pragma once
+
+#include "ledger/policy.h"
+#include "ledger/store/event_store.h"
+#include "projections/projector.h"
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace mqledger::projections {
+
+class conformance_checker {
+public:
+    /// `policies` must outlive the checker.
+    explicit conformance_checker(const policy_registry& policies) : policies_(policies) {}
+
+    /// Judges `e` (the next event in position order) and folds it. Nothing when it conforms,
+    /// else why not. Never throws but std::bad_alloc: an undecodable event is a failure too.
+    [[nodiscard]] std::optional<std::string> check(const store::recorded_event& e);
+
+    [[nodiscard]] std::int64_t checked() const noexcept { return checked_; }
+
+private:
+    std::optional<std::string> judge(const store::recorded_event& e, const decoded_event& d);
+
+    const policy_registry& policies_;
+    projection_set set_;
+    // Events a judged decision produced after the one it was matched on, per stream.
+    std::map<std::string, std::deque<pending_event>> expected_;
+    std::int64_t checked_ = 0;
+};
+
+} // namespace mqledger::projections
