@@ -431,6 +431,9 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                     u->catch_up(id, u->now());
                     u->run_fanouts();
                     ok = u->run_instance(id, c);
+                    // A deadline the command left in the past (an import's, RULES.md "Import")
+                    // fires at once, effective at the deadline, in the same append.
+                    if (ok) u->catch_up(id, u->now());
                 }
                 if (!ok) {
                     command_outcome o;

@@ -305,7 +305,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
             pqxx::nontransaction tx(c);
             const auto rows = tx.exec_params(
                 "SELECT instance_id, snapshot FROM instance_state "
-                "WHERE ($1 = '' OR state = $1) AND ($2 = '' OR product = $2) AND ($3 = '' OR billing = $3) "
+                "WHERE (($1 = '' AND state <> 'deleted') OR state = $1) AND ($2 = '' OR product = $2) AND ($3 = '' OR billing = $3) "
                 "AND ($4 = '' OR account_id = $4) AND instance_id > $5 ORDER BY instance_id LIMIT $6",
                 state_f, product_f, billing_f, account_f, cursor, limit + 1);
             json::array out;
