@@ -391,7 +391,12 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
     const auto stripe = [](const std::string& key) { return std::hash<std::string>{}(key) % stripes; };
     std::unique_lock<std::mutex> target_lock((account_target ? account_locks_ : instance_locks_)[stripe(id)]);
     std::unique_lock<std::mutex> account_lock;
+    std::string account_to_lock;
     for (int attempt = 0; attempt < max_attempts; ++attempt) {
+        // Taken here, never while holding a read lease: a lease holder must not wait for a
+        // stripe whose holder may be waiting for a lease.
+        if (!account_to_lock.empty() && !account_lock.owns_lock())
+            account_lock = std::unique_lock<std::mutex>(account_locks_[stripe(account_to_lock)]);
         std::optional<unit_of_work> u;
         try {
             auto lease = reads_.acquire();
@@ -411,19 +416,6 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                                 std::to_string(version);
                     return o;
                 }
-                if (!account_target && !account_lock.owns_lock()) {
-                    std::string account_id = u->instance(id).account_id;
-                    if (const auto* p = std::get_if<cmd::purchase>(&c)) account_id = p->account_id;
-                    if (const auto* p = std::get_if<cmd::import_instance>(&c)) account_id = p->details.account_id;
-                    if (!account_id.empty()) {
-                        account_lock = std::unique_lock<std::mutex>(account_locks_[stripe(account_id)]);
-                        // Loaded before the lock: another command on the account may have
-                        // committed meanwhile; start over with the lock held.
-                        u.reset();
-                        --attempt;
-                        continue;
-                    }
-                }
                 bool ok = false;
                 if (account_target) {
                     ok = u->run_account(id, c);
@@ -440,6 +432,21 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                     o.kind = outcome_kind::refused;
                     o.refused = u->refused;
                     return o;
+                }
+                // An instance command that writes to an account (a charge, a refund, or what its
+                // debt or payment does to the account's other instances) queues behind the other
+                // commands on that account: decide again holding its lock. Commands that leave
+                // the account alone (topics, deploy, stop …) never wait for it.
+                if (!account_target && !account_lock.owns_lock()) {
+                    for (const auto& pe : u->out)
+                        if (auto aid = projections::account_id_of(pe.stream)) {
+                            account_to_lock = *aid;
+                            break;
+                        }
+                    if (!account_to_lock.empty()) {
+                        --attempt;
+                        continue;
+                    }
                 }
             } catch (const pqxx::broken_connection&) {
                 lease.discard();
@@ -546,7 +553,16 @@ std::size_t engine::fire_due(time_point up_to) {
         if (!any) break;
         floor = at;
 
-        // Chunks of whole accounts; each account is one unit (one append), all appended together.
+        // Chunks of whole accounts; each account is one unit (one append). Every unit of the round
+        // is queued before any answer is awaited, so loading the next chunk overlaps the commit
+        // of the previous ones and the store batches them.
+        struct pending_unit {
+            std::vector<std::string> ids;
+            std::unique_ptr<unit_of_work> unit;
+            std::future<store::append_result> result;
+            stopwatch sw;
+        };
+        std::vector<pending_unit> units;
         std::size_t i = 0;
         while (i < due.size()) {
             std::size_t j = i;
@@ -556,13 +572,7 @@ std::size_t engine::fire_due(time_point up_to) {
                 ids.push_back(due[k].instance_id);
                 if (accounts.empty() || accounts.back() != due[k].account_id) accounts.push_back(due[k].account_id);
             }
-            struct pending_unit {
-                std::vector<std::string> ids;
-                std::unique_ptr<unit_of_work> unit;
-                std::future<store::append_result> result;
-                stopwatch sw;
-            };
-            std::vector<pending_unit> units;
+            const std::size_t first_new = units.size();
             reads_.with([&](pqxx::connection& c) {
                 std::map<std::string, instance_state> loaded_i;
                 std::map<std::string, account_state> loaded_a;
@@ -589,39 +599,41 @@ std::size_t engine::fire_due(time_point up_to) {
                     units.push_back(std::move(pu));
                 }
             });
-            for (auto& pu : units)
+            for (std::size_t k = first_new; k < units.size(); ++k) {
+                auto& pu = units[k];
                 if (!pu.unit->out.empty()) {
                     pu.sw = stopwatch{};
                     pu.result = store_.append_async(pu.unit->build(request_meta{"timer", {}, {}, {}, {}}));
                 }
-            for (auto& pu : units) {
-                if (pu.unit->out.empty()) continue;
-                auto res = pu.result.get();
-                for (int attempt = 1; res.code == store::append_code::version_conflict && attempt < max_attempts;
-                     ++attempt) {
-                    // A command got there first: fire this account's timers again from fresh state.
-                    reads_.with([&](pqxx::connection& c) {
-                        pu.unit = std::make_unique<unit_of_work>(*this, &c, now);
-                        for (const auto& id : pu.ids) pu.unit->catch_up(id, at);
-                        pu.unit->release();
-                    });
-                    if (pu.unit->out.empty()) break;
-                    pu.sw = stopwatch{};
-                    res = store_.append(pu.unit->build(request_meta{"timer", {}, {}, {}, {}}));
-                }
-                if (pu.unit->out.empty()) continue;
-                if (!res.ok()) {
-                    if (res.code == store::append_code::unavailable) throw store::store_unavailable(res.message);
-                    log_line(log_level::error, "timers not fired", {{"error", res.message}});
-                    continue;
-                }
-                if (hooks_.appended) hooks_.appended(res.events, pu.sw.seconds());
-                for (const auto& f : pu.unit->fired) {
-                    ++total;
-                    if (hooks_.fired) hooks_.fired(f.instance_id, f.kind, f.due, now - f.due);
-                }
             }
             i = j;
+        }
+        for (auto& pu : units) {
+            if (pu.unit->out.empty()) continue;
+            auto res = pu.result.get();
+            for (int attempt = 1; res.code == store::append_code::version_conflict && attempt < max_attempts;
+                 ++attempt) {
+                // A command got there first: fire this account's timers again from fresh state.
+                reads_.with([&](pqxx::connection& c) {
+                    pu.unit = std::make_unique<unit_of_work>(*this, &c, now);
+                    for (const auto& id : pu.ids) pu.unit->catch_up(id, at);
+                    pu.unit->release();
+                });
+                if (pu.unit->out.empty()) break;
+                pu.sw = stopwatch{};
+                res = store_.append(pu.unit->build(request_meta{"timer", {}, {}, {}, {}}));
+            }
+            if (pu.unit->out.empty()) continue;
+            if (!res.ok()) {
+                if (res.code == store::append_code::unavailable) throw store::store_unavailable(res.message);
+                log_line(log_level::error, "timers not fired", {{"error", res.message}});
+                continue;
+            }
+            if (hooks_.appended) hooks_.appended(res.events, pu.sw.seconds());
+            for (const auto& f : pu.unit->fired) {
+                ++total;
+                if (hooks_.fired) hooks_.fired(f.instance_id, f.kind, f.due, now - f.due);
+            }
         }
     }
     return total;

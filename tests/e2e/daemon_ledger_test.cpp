@@ -360,3 +360,30 @@ TEST_CASE("auditor's commands: verify passes, history and as-of match the API, e
     CHECK(v.exit_code == 1);
     CHECK(v.out.find("first bad position: 2") != std::string::npos);
 }
+
+TEST_CASE("concurrency: 48 purchases charging one account at once all land, the balance is exact, nothing "
+          "deadlocks (more workers than read connections)",
+          "[e2e][concurrency]") {
+    ledger_db db;
+    const auto port = free_port();
+    daemon_process d(serve_args(port, db.db.url(), "2026-03-13T06:00:00Z"), port);
+    const auto c = d.client();
+    open_account(c, "acc-1", 48 * 30000);
+    constexpr int n = 48;
+    std::atomic<int> created{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i)
+        threads.emplace_back([&, i] {
+            if (c.post("/v1/instances", kafka("s-" + std::to_string(i), "acc-1", "subscription")).status == 201) ++created;
+        });
+    for (auto& t : threads) t.join();
+    CHECK(created == n);
+    const auto a = c.get("/v1/accounts/acc-1").json;
+    CHECK(a.at("balance") == 0);
+    CHECK(a.at("version") == 2 + n);
+    // One more is refused for want of funds, and writes nothing.
+    const auto head = head_position(c);
+    const auto r = c.post("/v1/instances", kafka("s-extra", "acc-1", "subscription"));
+    CHECK(r.status == 402);
+    CHECK(head_position(c) == head);
+}
