@@ -117,8 +117,13 @@ public:
         return account_facts{a->balance, a->overdue_since};
     }
 
-    decide_context context(const std::string& id, const std::string& account_id) {
-        return decide_context{&e_.policies_.current(), id, facts(account_id)};
+    // The account's facts only for the commands whose rules read them (decide.h: purchase,
+    // import, renew, change-config, timers, a payment notice); others skip loading the account.
+    decide_context context(const std::string& id, const std::string& account_id, const cmd::command& c) {
+        const bool needs = std::holds_alternative<cmd::purchase>(c) || std::holds_alternative<cmd::import_instance>(c) ||
+                           std::holds_alternative<cmd::renew>(c) || std::holds_alternative<cmd::change_config>(c) ||
+                           std::holds_alternative<cmd::tick>(c) || std::holds_alternative<cmd::account_paid>(c);
+        return decide_context{&e_.policies_.current(), id, needs ? facts(account_id) : std::nullopt};
     }
 
     // Folds decided events onto the loaded states; notes accounts that start or stop owing.
@@ -150,7 +155,7 @@ public:
             if (const auto* p = std::get_if<cmd::purchase>(&c)) account_id = p->account_id;
             if (const auto* p = std::get_if<cmd::import_instance>(&c)) account_id = p->details.account_id;
         }
-        const auto d = decide(s, c, now_, context(id, account_id));
+        const auto d = decide(s, c, now_, context(id, account_id, c));
         if (!d.ok()) {
             refused = d.refused;
             return false;
@@ -183,7 +188,8 @@ public:
             for (const auto& t : deadlines(s, p))
                 if (t.due_at <= up_to && (!next || t.due_at < next->due_at)) next = t;
             if (!next) return;
-            const auto d = decide(s, cmd::tick{next->kind, next->due_at}, now_, context(id, s.account_id));
+            const cmd::command tick = cmd::tick{next->kind, next->due_at};
+            const auto d = decide(s, tick, now_, context(id, s.account_id, tick));
             if (!d.ok() || d.events.empty()) {
                 log_line(log_level::warn, "a due timer decides nothing; left for later",
                          {{"instance", id}, {"timer", to_string(next->kind)}, {"due_at", sql_time(next->due_at)},
@@ -215,7 +221,7 @@ public:
                 if (!s.exists || s.account_id != f.account_id) continue;
                 const cmd::command c = f.overdue ? cmd::command{cmd::account_overdue{f.at}}
                                                  : cmd::command{cmd::account_paid{f.at}};
-                const auto d = decide(s, c, now_, context(id, s.account_id));
+                const auto d = decide(s, c, now_, context(id, s.account_id, c));
                 if (!d.ok()) continue;
                 apply(d.events);
             }
