@@ -54,7 +54,7 @@ std::optional<std::int64_t> get_int(const json::object& o, std::string_view key)
     if (v->is_double()) {
         const double d = v->get_double();
         // 1e3 and 1000.0 are integers written another way; 1.5 is not.
-        if (d == static_cast<double>(static_cast<std::int64_t>(d)) && d >= -9.2e18 && d <= 9.2e18)
+        if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<std::int64_t>(d)))
             return static_cast<std::int64_t>(d);
         malformed("\"" + std::string(key) + "\" must be an integer");
     }
@@ -260,6 +260,11 @@ cmd::charge parse_charge(const json::value& body) {
     c.amount = *amount;
     c.instance_id = get_text(o, "instance_id", false, 128);
     c.reason = get_text(o, "reason", false);
+    // The ledger's own charges carry these reasons; a manual charge may not pose as one (an
+    // auditor must be able to tell a renewal's charge from a hand-made one).
+    for (const char* reserved : {"purchase", "renewal", "upgrade", "settlement"})
+        if (c.reason == reserved)
+            invalid("reason", "\"" + c.reason + "\" is reserved for the charges the ledger makes itself");
     c.reference = get_text(o, "reference", false);
     return c;
 }

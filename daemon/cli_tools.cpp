@@ -5,7 +5,9 @@
 #include "daemon/views.h"
 
 #include "ledger/codec.h"
+#include "ledger/store/digest.h"
 #include "ledger/store/event_store.h"
+#include "ledger/store/hash_chain.h"
 #include "ledger/store/verify.h"
 #include "projections/as_of.h"
 #include "projections/conformance.h"
@@ -14,7 +16,9 @@
 
 #include <boost/json.hpp>
 
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <unistd.h>
 
 namespace mqledger {
@@ -46,6 +50,51 @@ int run_verify(const config& cfg) {
             std::cout << "first bad position: " << chain.bad_position.value_or(0) << ": " << chain.reason << "\n";
             return 1;
         }
+        if (!cfg.since_digest.empty()) {
+            const auto d = store::parse_digest(cfg.since_digest);
+            if (!d) {
+                std::cerr << "mqledger verify: --since-digest must be POSITION:HASH or POSITION:HASH:SIGNATURE\n";
+                return 2;
+            }
+            std::string key;
+            if (!cfg.public_key_file.empty()) {
+                std::ifstream in(cfg.public_key_file);
+                if (!in) {
+                    std::cerr << "mqledger verify: cannot read " << cfg.public_key_file << "\n";
+                    return 2;
+                }
+                key.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+                if (!d->signature) {
+                    std::cout << "digest:      FAILED: the digest carries no signature to check\n";
+                    return 1;
+                }
+                if (!store::verify_digest_signature(*d, key)) {
+                    std::cout << "digest:      FAILED: the signature does not match the public key (forged digest)\n";
+                    return 1;
+                }
+            }
+            if (d->position > chain.head_position) {
+                std::cout << "digest:      FAILED: the ledger ends at position " << chain.head_position
+                          << ", before the digest's position " << d->position << ": events were removed\n";
+                std::cout << "first bad position: " << chain.head_position + 1 << ": missing\n";
+                return 1;
+            }
+            std::string at = std::string(store::genesis_hash);
+            if (d->position > 0) {
+                pqxx::connection conn(cfg.database_url);
+                pqxx::read_transaction tx(conn);
+                const auto r = tx.exec_params("SELECT hash FROM events WHERE position = $1", d->position);
+                at = r.empty() ? std::string() : std::string(r[0][0].c_str());
+            }
+            if (at != d->hash) {
+                std::cout << "digest:      FAILED: the event at position " << d->position << " has hash " << at
+                          << ", the digest says " << d->hash << ": history before it was rewritten\n";
+                std::cout << "first bad position: " << d->position << ": does not match the digest\n";
+                return 1;
+            }
+            std::cout << "digest:      ok (the ledger extends " << d->position << ":" << d->hash
+                      << (key.empty() ? "" : ", signature valid") << ")\n";
+        }
         const policy_registry policies;
         {
             projections::conformance_checker checker(policies);
@@ -66,6 +115,11 @@ int run_verify(const config& cfg) {
                     }
                 }
                 after = page.back().position;
+            }
+            if (auto bad = checker.finish()) {
+                std::cout << "conformance: FAILED after " << checker.checked() << " events\n";
+                std::cout << "first bad position: " << after + 1 << ": " << *bad << "\n";
+                return 1;
             }
             std::cout << "conformance: ok (" << checker.checked() << " events, each what the rules core decides)\n";
         }

@@ -81,8 +81,15 @@ std::vector<option_spec> specs_for(command_kind c) {
         s.push_back({"read-timeout", "SECONDS", "30", "time allowed to receive one whole request"});
         s.push_back({"idle-timeout", "SECONDS", "60", "an idle keep-alive connection is closed after this"});
         s.push_back({"shutdown-timeout", "SECONDS", "10", "on SIGTERM, how long in-flight requests may finish"});
+        s.push_back({"digest-interval", "SECONDS", "300", "log the ledger head (position, hash) this often (1-86400)"});
+        s.push_back({"digest-key", "FILE", "", "Ed25519 private key (PEM) that signs each digest and GET /v1/ledger/head"});
         s.push_back({"log-format", "auto|json|text", "auto", "auto: JSON lines when stdout is not a terminal"});
         s.push_back({"log-level", "LEVEL", "info", "trace, debug, info, warn, error, critical or off"});
+        break;
+    case command_kind::verify:
+        s.push_back({"since-digest", "POSITION:HASH[:SIG]", "", "also check that the ledger still extends this digest "
+                                                               "(and, with --public-key, its signature)"});
+        s.push_back({"public-key", "FILE", "", "Ed25519 public key (PEM) that signed the digest"});
         break;
     case command_kind::history:
         s.push_back({"as-of", "TIME", "", "the instance's state at this RFC 3339 time instead of its timeline"});
@@ -192,6 +199,8 @@ void validate(const po::variables_map& vm, config& cfg) {
         else if (format == "json") cfg.log = log_format::json;
         else if (format == "text") cfg.log = log_format::text;
         else throw bad_option("--log-format must be auto, json or text, got '" + format + "'");
+        cfg.digest_interval = std::chrono::seconds(parse_uint(get(vm, "digest-interval"), "digest-interval", 1, 86400));
+        cfg.digest_key_file = get(vm, "digest-key");
         cfg.log_level = get(vm, "log-level");
         static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
         if (!levels.count(cfg.log_level))
@@ -199,6 +208,12 @@ void validate(const po::variables_map& vm, config& cfg) {
                              cfg.log_level + "'");
         break;
     }
+    case command_kind::verify:
+        cfg.since_digest = get(vm, "since-digest");
+        cfg.public_key_file = get(vm, "public-key");
+        if (!cfg.public_key_file.empty() && cfg.since_digest.empty())
+            throw bad_option("--public-key needs --since-digest");
+        break;
     case command_kind::history:
         cfg.instance_id = get(vm, "instance");
         if (cfg.instance_id.empty()) throw bad_option("history needs an INSTANCE");
@@ -326,9 +341,6 @@ config_result parse_config(command_kind command, const std::vector<std::string>&
         if (vm.count("help")) {
             std::ostringstream out;
             out << "Usage: " << usage_line(command) << "\n\n" << summary(command) << "\n\n";
-            if (command == command_kind::verify || command == command_kind::rebuild ||
-                command == command_kind::history || command == command_kind::export_)
-                out << "(Not implemented yet.)\n\n";
             out << cmdline;
             result.outcome = config_result::kind::help;
             result.text = out.str();

@@ -58,8 +58,13 @@ struct config {
     std::chrono::seconds read_timeout{30};
     std::chrono::seconds idle_timeout{60};
     std::chrono::seconds shutdown_timeout{10};
+    std::chrono::seconds digest_interval{300};
+    std::string digest_key_file;             // Ed25519 private key PEM; empty = unsigned digests
     log_format log = log_format::automatic;
     std::string log_level = "info";
+    // verify
+    std::string since_digest;                // POSITION:HASH[:SIG]
+    std::string public_key_file;
     // history / export
     std::string instance_id;
     std::optional<time_point> as_of;

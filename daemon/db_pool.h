@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mqledger {
@@ -28,7 +29,7 @@ public:
     class lease {
     public:
         lease(db_pool& pool, std::unique_ptr<pqxx::connection> c) : pool_(&pool), conn_(std::move(c)) {}
-        lease(lease&& o) noexcept : pool_(o.pool_), conn_(std::move(o.conn_)) {}
+        lease(lease&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), conn_(std::move(o.conn_)) {}
         lease& operator=(lease&&) = delete;
         ~lease();
         [[nodiscard]] pqxx::connection& conn() const noexcept { return *conn_; }

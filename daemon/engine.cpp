@@ -183,7 +183,8 @@ public:
         for (int i = 0; i < max_ticks_per_instance; ++i) {
             auto& s = instance(id);
             if (!s.exists) return;
-            const auto& p = projections::policy_of(s, e_.policies_);
+            // The same policy table decide judges by, so a timer listed here is live there.
+            const auto& p = e_.policies_.current().get(s.prod, s.bill);
             std::optional<timer> next;
             for (const auto& t : deadlines(s, p))
                 if (t.due_at <= up_to && (!next || t.due_at < next->due_at)) next = t;
@@ -217,8 +218,10 @@ public:
                     ids.insert(row[0].c_str());
             }
             for (const auto& id : ids) {
+                if (!instance(id).exists || instance(id).account_id != f.account_id) continue;
+                // Its own deadlines up to the notice come first (due order).
+                catch_up(id, f.at);
                 auto& s = instance(id);
-                if (!s.exists || s.account_id != f.account_id) continue;
                 const cmd::command c = f.overdue ? cmd::command{cmd::account_overdue{f.at}}
                                                  : cmd::command{cmd::account_paid{f.at}};
                 const auto d = decide(s, c, now_, context(id, s.account_id, c));
@@ -226,6 +229,15 @@ public:
                 apply(d.events);
             }
         }
+    }
+
+    // The account's instances with a timer due by now.
+    std::vector<std::string> due_instances_of_account(const std::string& account_id) {
+        std::vector<std::string> out;
+        if (conn_ == nullptr) return out;
+        pqxx::nontransaction tx(*conn_);
+        for (const auto& row : tx.exec_prepared("mq_account_due", account_id, sql_time(now_))) out.emplace_back(row[0].c_str());
+        return out;
     }
 
     [[nodiscard]] std::int64_t loaded_version(const std::string& stream) const {
@@ -317,6 +329,9 @@ void engine::prepare(pqxx::connection& c) {
     c.prepare("mq_account_instances",
               "SELECT instance_id FROM instance_state WHERE account_id = $1 "
               "AND billing <> 'subscription' AND state NOT IN ('released', 'deleted') ORDER BY instance_id");
+    c.prepare("mq_account_due",
+              "SELECT DISTINCT t.instance_id FROM timers t JOIN instance_state s USING (instance_id) "
+              "WHERE s.account_id = $1 AND t.due_at <= $2::timestamptz ORDER BY 1");
     c.prepare("mq_idempotency",
               "SELECT position, idempotency_fingerprint, append_count FROM events WHERE idempotency_key = $1");
     c.prepare("mq_earliest_due", "SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM timers");
@@ -424,6 +439,10 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                 }
                 bool ok = false;
                 if (account_target) {
+                    // Timers of the account's instances that are already due fire first, so a
+                    // payment never overtakes a bill that came due before it.
+                    for (const auto& iid : u->due_instances_of_account(id)) u->catch_up(iid, u->now());
+                    u->run_fanouts();
                     ok = u->run_account(id, c);
                 } else {
                     u->catch_up(id, u->now());
@@ -465,9 +484,16 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
             return unavailable(std::string("database error: ") + e.what());
         } catch (const pqxx::failure& e) {
             return unavailable(std::string("database error: ") + e.what());
+        } catch (const std::exception& e) {
+            // An unreadable snapshot, a bug: refuse this request, keep serving the others.
+            command_outcome o;
+            o.kind = outcome_kind::internal;
+            o.message = e.what();
+            return o;
         }
 
         command_outcome o;
+        try {
         if (!u->out.empty()) {
             stopwatch sw;
             auto res = store_.append(u->build(meta));
@@ -510,6 +536,12 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                 throw std::runtime_error("the store refused a decided append: " + res.message);
             }
         }
+        } catch (const std::exception& e) {
+            o = command_outcome{};
+            o.kind = outcome_kind::internal;
+            o.message = e.what();
+            return o;
+        }
         if (account_target) {
             o.account = u->find_account(id);
         } else if (const auto* s = u->find_instance(id)) {
@@ -539,6 +571,7 @@ std::optional<time_point> engine::earliest_due() {
 std::size_t engine::fire_due(time_point up_to) {
     std::lock_guard serial(fire_mutex_);
     std::size_t total = 0;
+    std::size_t failed = 0;   // units that could not be appended (still conflicting, refused)
     std::optional<time_point> floor;   // rounds at or before it are done
     for (;;) {
         const auto now = std::max(clock_.now(), up_to);
@@ -633,6 +666,7 @@ std::size_t engine::fire_due(time_point up_to) {
             if (!res.ok()) {
                 if (res.code == store::append_code::unavailable) throw store::store_unavailable(res.message);
                 log_line(log_level::error, "timers not fired", {{"error", res.message}});
+                ++failed;
                 continue;
             }
             if (hooks_.appended) hooks_.appended(res.events, pu.sw.seconds());
@@ -642,6 +676,9 @@ std::size_t engine::fire_due(time_point up_to) {
             }
         }
     }
+    // Never report "everything due has fired" when something did not.
+    if (failed > 0)
+        throw store::store_unavailable(std::to_string(failed) + " timer appends failed; they are retried");
     return total;
 }
 

@@ -46,6 +46,7 @@ enum class outcome_kind {
     version_mismatch,      // If-Match differs: `actual_version`
     idempotency_mismatch,  // the key was used with another request
     unavailable,           // the database failed; nothing written
+    internal,              // a bug or an unreadable projection row: `message`; nothing written
 };
 
 struct command_outcome {
@@ -78,7 +79,8 @@ public:
            engine_hooks hooks = {});
 
     /// Runs an instance command on instance `id` (for purchase and import: the new id). Blocks
-    /// until its batch committed. Never throws but std::bad_alloc. Thread-safe.
+    /// until its batch committed. Never throws but std::bad_alloc (failures are outcomes).
+    /// Thread-safe.
     [[nodiscard]] command_outcome execute_instance(const std::string& id, const commands::command& c,
                                                    const request_meta& meta);
     /// Runs an account command on account `id`. Blocks; thread-safe.

@@ -213,8 +213,15 @@ response router::dispatch(const request& req, const responder* done, bool& defer
                 const auto eq = pair.find('=');
                 auto k = percent_decode(pair.substr(0, eq), true);
                 auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
-                if (!k || !v) {
-                    auto r = error_response(400, "malformed", "bad percent-encoding in the query");
+                // Query values travel on into SQL parameters too: no control bytes, only UTF-8.
+                const auto clean = [](const std::optional<std::string>& x) {
+                    return x && valid_utf8(*x) && std::none_of(x->begin(), x->end(), [](char c) {
+                               return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                           });
+                };
+                if (!clean(k) || !clean(v)) {
+                    auto r = error_response(400, "malformed",
+                                            "bad percent-encoding, control characters or invalid UTF-8 in the query");
                     r.route = rt.pattern;
                     return r;
                 }

@@ -11,25 +11,35 @@
 
 namespace mqledger {
 
+namespace store {
+class digest_signer;
+} // namespace store
+
 class db_pool;
 class engine;
 class metrics;
 class readiness_monitor;
 
-/// GET /healthz, /readyz and /metrics (API.md "Operations"); they need no token.
-void add_ops_routes(http::router& r, const readiness_monitor& readiness, const metrics& m);
+/// Runs blocking work (database reads, waiting for a commit) off the I/O threads.
+using run_blocking_fn = std::function<void(std::function<void()>)>;
+
+/// GET /healthz, /readyz and /metrics (API.md "Operations"); they need no token. `/readyz` is
+/// 200 only once the database is ready and `caught_up()` (the start-up timer catch-up is done;
+/// empty = always); /metrics is rendered through `run` (its scrape reads the database; empty =
+/// on the calling thread).
+void add_ops_routes(http::router& r, const readiness_monitor& readiness, const metrics& m,
+                    std::function<bool()> caught_up = {}, run_blocking_fn run = {});
 
 /// Fires every timer due up to `now`, in due order, and returns how many fired.
 using fire_due_fn = std::function<std::size_t(time_point now)>;
 
 /// GET and POST /v1/clock (API.md "Clock"); registered only with --clock manual, so the routes
 /// are 404 otherwise. `fire_due` runs after the clock moved, before the answer; empty = none.
-void add_clock_routes(http::router& r, manual_clock& clock, fire_due_fn fire_due);
-
-/// Runs blocking work (database reads, waiting for a commit) off the I/O threads.
-using run_blocking_fn = std::function<void(std::function<void()>)>;
+void add_clock_routes(http::router& r, manual_clock& clock, fire_due_fn fire_due, run_blocking_fn run = {});
 
 /// Every route of API.md "Accounts", "Instances" and "Ledger".
-void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk);
+/// `signer` (may be null) signs the digest `GET /v1/ledger/head` answers.
+void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk,
+                    const store::digest_signer* signer = nullptr);
 
 } // namespace mqledger

@@ -8,6 +8,7 @@
 #include "daemon/views.h"
 
 #include "ledger/codec.h"
+#include "ledger/store/digest.h"
 #include "ledger/store/hash_chain.h"
 #include "projections/as_of.h"
 #include "projections/projector.h"
@@ -64,7 +65,12 @@ request_meta meta_of(const http::request_context& ctx) {
         m.if_match = v;
     }
     const auto corr = ctx.req.header_value("X-Correlation-Id");
-    m.correlation_id = (!corr.empty() && corr.size() <= 128) ? std::string(corr) : random_hex(16);
+    if (!corr.empty()) {
+        if (corr.size() > 128) throw api_error(400, "malformed", "X-Correlation-Id is longer than 128 bytes");
+        for (unsigned char c : corr)
+            if (c < 0x20 || c >= 0x7f) throw api_error(400, "malformed", "X-Correlation-Id must be printable ASCII");
+    }
+    m.correlation_id = corr.empty() ? random_hex(16) : std::string(corr);
     m.fingerprint = store::sha256_hex(ctx.req.method + " " + std::string(ctx.path) + "\n" + ctx.req.body);
     return m;
 }
@@ -103,6 +109,11 @@ http::response outcome_response(const command_outcome& o, int ok_status, const e
     case outcome_kind::idempotency_mismatch:
         return http::error_response(422, "invalid", o.message, {{"field", "Idempotency-Key"}});
     case outcome_kind::unavailable: return unavailable_response(o.message);
+    case outcome_kind::internal: {
+        auto r = http::error_response(500, "internal", "internal error; nothing was written");
+        r.internal_error = o.message;
+        return r;
+    }
     }
     if (o.account) return http::json_response(ok_status, views::account(id, *o.account));
     if (o.instance && o.instance->exists) {
@@ -115,12 +126,28 @@ http::response outcome_response(const command_outcome& o, int ok_status, const e
     return http::error_response(404, "not_found", "no such instance or account");
 }
 
+// Runs `fn` on a worker: whatever it throws becomes a 500 (a worker thread must never let an
+// exception escape: the pool would terminate the process).
+template <typename Fn>
+http::response guarded(Fn&& fn) noexcept {
+    try {
+        return fn();
+    } catch (const std::exception& e) {
+        auto r = http::error_response(500, "internal", "internal error");
+        r.internal_error = e.what();
+        return r;
+    } catch (...) {
+        auto r = http::error_response(500, "internal", "internal error");
+        r.internal_error = "unknown exception";
+        return r;
+    }
+}
+
 void instance_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
                       int ok_status, http::responder done) {
     auto meta = meta_of(ctx);
     s.run([s, id = std::move(id), c = std::move(c), meta = std::move(meta), ok_status, done = std::move(done)]() mutable {
-        const auto o = s.eng.execute_instance(id, c, meta);
-        done(outcome_response(o, ok_status, s.eng, id, s.clk.now()));
+        done(guarded([&] { return outcome_response(s.eng.execute_instance(id, c, meta), ok_status, s.eng, id, s.clk.now()); }));
     });
 }
 
@@ -128,8 +155,7 @@ void account_command(const services& s, const http::request_context& ctx, std::s
                      int ok_status, http::responder done) {
     auto meta = meta_of(ctx);
     s.run([s, id = std::move(id), c = std::move(c), meta = std::move(meta), ok_status, done = std::move(done)]() mutable {
-        const auto o = s.eng.execute_account(id, c, meta);
-        done(outcome_response(o, ok_status, s.eng, id, s.clk.now()));
+        done(guarded([&] { return outcome_response(s.eng.execute_account(id, c, meta), ok_status, s.eng, id, s.clk.now()); }));
     });
 }
 
@@ -151,6 +177,9 @@ void read(const services& s, http::responder done, Fn fn) {
         } catch (const std::exception& e) {
             r = http::error_response(500, "internal", "internal error");
             r.internal_error = e.what();
+        } catch (...) {
+            r = http::error_response(500, "internal", "internal error");
+            r.internal_error = "unknown exception";
         }
         done(std::move(r));
     });
@@ -200,7 +229,8 @@ json::object items(json::array a) { return json::object{{"items", std::move(a)}}
 
 } // namespace
 
-void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk) {
+void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk,
+                    const store::digest_signer* signer) {
     const services s{eng, reads, std::move(run), clk};
 
     // ---- accounts ----
@@ -342,7 +372,9 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
         const auto after = query_int(ctx, "after", 0, 0, std::numeric_limits<std::int64_t>::max());
         const auto limit = query_int(ctx, "limit", 100, 1, 10000);
         read(s, std::move(done), [after, limit](pqxx::connection& c) {
-            pqxx::read_transaction tx(c);
+            // One snapshot for the page and the head, so a client resuming from `head` skips
+            // nothing.
+            pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
             const auto evs = store::read_all(tx, after, limit);
             const auto h = store::head(tx);
             json::array out;
@@ -371,11 +403,15 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
         });
     });
 
-    r.add_async("GET", "/v1/ledger/head", route_kind::read, [s](const http::request_context&, http::responder done) {
-        read(s, std::move(done), [](pqxx::connection& c) {
+    r.add_async("GET", "/v1/ledger/head", route_kind::read, [s, signer](const http::request_context&, http::responder done) {
+        read(s, std::move(done), [signer](pqxx::connection& c) {
             pqxx::read_transaction tx(c);
             const auto h = store::head(tx);
-            return http::json_response(200, json::object{{"position", h.position}, {"hash", h.hash}});
+            store::digest d{h.position, h.hash, std::nullopt};
+            if (signer) d.signature = signer->sign(h.position, h.hash);
+            json::object out{{"position", h.position}, {"hash", h.hash}, {"digest", store::to_string(d)}};
+            if (d.signature) out["signature"] = *d.signature;
+            return http::json_response(200, out);
         });
     });
 }

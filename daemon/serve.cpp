@@ -15,6 +15,7 @@
 #include "daemon/version.h"
 
 #include "ledger/clock.h"
+#include "ledger/store/digest.h"
 #include "ledger/store/event_store.h"
 #include "ledger/store/migrate.h"
 #include "projections/projector.h"
@@ -27,6 +28,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <thread>
 
@@ -101,6 +104,20 @@ int run_serve(const config& cfg) {
         },
         std::chrono::seconds(1));
 
+    // Digests (issue 5): signed with the configured Ed25519 key, if any.
+    std::unique_ptr<store::digest_signer> signer;
+    if (!cfg.digest_key_file.empty()) {
+        try {
+            std::ifstream in(cfg.digest_key_file);
+            if (!in) throw store::digest_error("cannot read " + cfg.digest_key_file);
+            const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            signer = std::make_unique<store::digest_signer>(pem);
+        } catch (const store::digest_error& e) {
+            std::cerr << "mqledger serve: --digest-key: " << e.what() << "\n";
+            return 2;
+        }
+    }
+
     // The ledger: one writer (group commit) whose batches update the projections in the same
     // transaction, a read pool, and the engine that decides between them.
     const policy_registry policies;
@@ -164,19 +181,25 @@ int run_serve(const config& cfg) {
     });
 
     net::thread_pool workers(cfg.workers);
+    const run_blocking_fn run_on_workers = [&workers](std::function<void()> job) { net::post(workers, std::move(job)); };
     http::router router(tokens.get());
-    add_ops_routes(router, readiness, m);
-    add_api_routes(router, eng, reads, [&workers](std::function<void()> job) { net::post(workers, std::move(job)); },
-                   now_source);
+    add_ops_routes(router, readiness, m, [&timers] { return timers.caught_up(); }, run_on_workers);
+    add_api_routes(router, eng, reads, run_on_workers, now_source, signer.get());
     if (manual)
-        add_clock_routes(router, *manual, [&eng](time_point up_to) -> std::size_t {
-            try {
-                return eng.fire_due(up_to);
-            } catch (const std::exception& e) {
-                log_line(log_level::warn, "timers not fired", {{"error", e.what()}});
-                throw http::api_error(503, "unavailable", "database unavailable; timers fire when it is back");
-            }
-        });
+        add_clock_routes(
+            router, *manual,
+            [&eng, &now_source](time_point up_to) -> std::size_t {
+                try {
+                    return eng.fire_due(up_to);
+                } catch (const std::exception& e) {
+                    log_line(log_level::warn, "timers not fired", {{"error", e.what()}});
+                    throw http::api_error(503, "unavailable",
+                                          "the clock is now " + codec::format_time(now_source.now()) +
+                                              " but the timers due by then could not all fire (database "
+                                              "unavailable); they fire with the next clock move once it is back");
+                }
+            },
+            run_on_workers);
 
     net::io_context ioc(static_cast<int>(cfg.threads));
     http::server server(
@@ -238,6 +261,32 @@ int run_serve(const config& cfg) {
     };
     if (watchdog_period) arm_watchdog();
 
+    // A digest line (position, hash, signature) in the log every --digest-interval, for auditors
+    // who keep digests outside the database.
+    net::steady_timer digest_timer(ioc);
+    std::function<void()> arm_digest = [&] {
+        digest_timer.expires_after(cfg.digest_interval);
+        digest_timer.async_wait([&](const boost::system::error_code& ec) {
+            if (ec || shutting_down) return;
+            net::post(workers, [&] {
+                try {
+                    const auto h = reads.with([](pqxx::connection& c) {
+                        pqxx::read_transaction tx(c);
+                        return store::head(tx);
+                    });
+                    store::digest d{h.position, h.hash, std::nullopt};
+                    if (signer) d.signature = signer->sign(h.position, h.hash);
+                    log_line(log_level::info, "ledger digest",
+                             {{"position", h.position}, {"hash", h.hash}, {"digest", store::to_string(d)}});
+                } catch (const std::exception& e) {
+                    log_line(log_level::warn, "ledger digest not taken", {{"error", e.what()}});
+                }
+            });
+            arm_digest();
+        });
+    };
+    arm_digest();
+
     // Graceful shutdown: stop accepting, let in-flight requests finish for at most
     // --shutdown-timeout, then leave the event loop.
     net::signal_set stop_signals(ioc, SIGINT, SIGTERM);
@@ -250,6 +299,7 @@ int run_serve(const config& cfg) {
         systemd::notify_stopping();
         hup.cancel();
         watchdog.cancel();
+        digest_timer.cancel();
         deadline.expires_after(cfg.shutdown_timeout);
         deadline.async_wait([&](const boost::system::error_code& dec) {
             if (dec) return;

@@ -116,14 +116,17 @@ std::optional<std::string> conformance_checker::judge(const store::recorded_even
     const auto aid = account_id_of(e.stream);
     if (!iid && !aid) return std::nullopt;
 
-    // Produced by a decision already judged?
-    if (auto it = expected_.find(e.stream); it != expected_.end() && !it->second.empty()) {
-        const auto& front = it->second.front();
-        if (front.data == d.data && front.effective_at == d.effective_at) {
-            it->second.pop_front();
+    // The rest of a decision already judged must come next, exactly.
+    if (!expected_.empty()) {
+        const auto front = expected_.front();
+        if (front.stream == e.stream && front.data == d.data && front.effective_at == d.effective_at) {
+            expected_.pop_front();
             return std::nullopt;
         }
-        it->second.clear();   // that decision's tail did not follow; judge this event alone
+        expected_.clear();
+        return "expected " + std::string(ev::type_name(front.data)) + " on " + front.stream + " at " +
+               codec::format_time(front.effective_at) + " (the rest of the decision at position " +
+               std::to_string(expected_since_) + "), found " + std::string(ev::type_name(d.data)) + " on " + e.stream;
     }
 
     const policy_set* set = policies_.find(d.policy);
@@ -136,8 +139,8 @@ std::optional<std::string> conformance_checker::judge(const store::recorded_even
             const auto& pe = dec.events[i];
             if (pe.stream != e.stream) continue;
             if (!(pe.data == d.data) || pe.effective_at != t) return false;
-            for (std::size_t j = i + 1; j < dec.events.size(); ++j)
-                expected_[dec.events[j].stream].push_back(dec.events[j]);
+            for (std::size_t j = i + 1; j < dec.events.size(); ++j) expected_.push_back(dec.events[j]);
+            expected_since_ = e.position;
             return true;
         }
         return false;
@@ -175,7 +178,10 @@ std::optional<std::string> conformance_checker::judge(const store::recorded_even
         candidates.emplace_back(cmd::account_paid{t});
     }
     for (const auto& c : candidates) {
-        const auto dec = decide(before, c, t, ctx);
+        // A timer is judged at the time it was written: one recorded before its deadline is
+        // refused by decide ("a timer cannot fire before it is due").
+        const auto now = std::holds_alternative<cmd::tick>(c) ? e.recorded_at : t;
+        const auto dec = decide(before, c, now, ctx);
         if (matches(dec)) return std::nullopt;
         if (!dec.ok() && !why) why = dec.refused;
     }
@@ -184,6 +190,12 @@ std::optional<std::string> conformance_checker::judge(const store::recorded_even
                       std::to_string(d.policy);
     if (why) msg += " (" + why->message + ")";
     return msg;
+}
+
+std::optional<std::string> conformance_checker::finish() const {
+    if (expected_.empty()) return std::nullopt;
+    return "the log ends before " + std::string(ev::type_name(expected_.front().data)) + " on " +
+           expected_.front().stream + " (the rest of the decision at position " + std::to_string(expected_since_) + ")";
 }
 
 } // namespace mqledger::projections

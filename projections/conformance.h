@@ -17,7 +17,6 @@
 #include "projections/projector.h"
 
 #include <deque>
-#include <map>
 #include <optional>
 #include <string>
 
@@ -32,6 +31,9 @@ public:
     /// else why not. Never throws but std::bad_alloc: an undecodable event is a failure too.
     [[nodiscard]] std::optional<std::string> check(const store::recorded_event& e);
 
+    /// After the last event: a decision whose remaining events never came is a failure.
+    [[nodiscard]] std::optional<std::string> finish() const;
+
     [[nodiscard]] std::int64_t checked() const noexcept { return checked_; }
 
 private:
@@ -39,8 +41,10 @@ private:
 
     const policy_registry& policies_;
     projection_set set_;
-    // Events a judged decision produced after the one it was matched on, per stream.
-    std::map<std::string, std::deque<pending_event>> expected_;
+    // The events a judged decision produced after the one it was matched on: one decision is
+    // one append, so they must follow at once, in this order.
+    std::deque<pending_event> expected_;
+    std::int64_t expected_since_ = 0;   // the position of the decision they belong to
     std::int64_t checked_ = 0;
 };
 

@@ -9,6 +9,9 @@
 #include <boost/json.hpp>
 #include <pqxx/pqxx>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include <csignal>
 #include <atomic>
 #include <map>
@@ -386,4 +389,91 @@ TEST_CASE("concurrency: 48 purchases charging one account at once all land, the 
     const auto r = c.post("/v1/instances", kafka("s-extra", "acc-1", "subscription"));
     CHECK(r.status == 402);
     CHECK(head_position(c) == head);
+}
+
+namespace {
+
+// A fresh Ed25519 key pair as PEM (private, public), made with OpenSSL's libcrypto.
+std::pair<std::string, std::string> ed25519_pair() {
+    EVP_PKEY* key = nullptr;
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
+    REQUIRE(ctx != nullptr);
+    REQUIRE(EVP_PKEY_keygen_init(ctx) == 1);
+    REQUIRE(EVP_PKEY_keygen(ctx, &key) == 1);
+    EVP_PKEY_CTX_free(ctx);
+    auto pem = [&](bool priv) {
+        BIO* bio = BIO_new(BIO_s_mem());
+        if (priv) PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+        else PEM_write_bio_PUBKEY(bio, key);
+        char* data = nullptr;
+        const long n = BIO_get_mem_data(bio, &data);
+        std::string out(data, static_cast<std::size_t>(n));
+        BIO_free(bio);
+        return out;
+    };
+    auto out = std::make_pair(pem(true), pem(false));
+    EVP_PKEY_free(key);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("digests: verify --since-digest holds for a kept head, fails for a rewritten or cut history and for a "
+          "forged signature (issue 5: the auditor's digest outside the database)",
+          "[e2e][audit]") {
+    ledger_db db;
+    temp_dir dir;
+    const auto [priv, pub] = ed25519_pair();
+    const auto key = dir.write("digest.key", priv);
+    const auto pubkey = dir.write("digest.pub", pub);
+    const auto other_pub = dir.write("other.pub", ed25519_pair().second);
+    const auto port = free_port();
+    auto args = serve_args(port, db.db.url(), "2026-03-13T06:00:00Z");
+    args.insert(args.end(), {"--digest-key", key.string()});
+    daemon_process d(args, port);
+    const auto c = d.client();
+    open_account(c, "acc-1", 100000);
+    REQUIRE(c.post("/v1/instances", kafka("k-1", "acc-1", "payg")).status == 201);
+    const auto head = c.get("/v1/ledger/head").json.as_object();
+    const std::string kept = head.at("digest").as_string().c_str();
+    CHECK(head.at("signature").as_string().size() == 128);
+    REQUIRE(c.post("/v1/instances/k-1/actions/deploy", json::object{}).status == 200);   // the ledger grows on
+
+    auto verify = [&](std::vector<std::string> extra) {
+        std::vector<std::string> a{"verify", "--database-url", db.db.url()};
+        a.insert(a.end(), extra.begin(), extra.end());
+        return run_mqledger(a);
+    };
+    auto r = verify({"--since-digest", kept, "--public-key", pubkey.string()});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("digest:      ok") != std::string::npos);
+    CHECK(r.out.find("signature valid") != std::string::npos);
+
+    // A digest signed by someone else's key is refused.
+    CHECK(verify({"--since-digest", kept, "--public-key", other_pub.string()}).exit_code == 1);
+    // A made-up hash at that position: history before it was rewritten.
+    const auto colon = kept.find(':');
+    const auto forged = kept.substr(0, colon) + ":" + std::string(64, 'a');
+    r = verify({"--since-digest", forged});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("does not match the digest") != std::string::npos);
+    CHECK(verify({"--since-digest", "garbage"}).exit_code == 2);
+
+    // The tail after the kept digest cut off by a superuser: the chain alone still verifies,
+    // the digest does not.
+    d.stop();
+    const auto kept_position = std::stoll(kept.substr(0, colon));
+    {
+        pqxx::connection conn(db.db.url());
+        pqxx::work w(conn);
+        w.exec("ALTER TABLE events DISABLE TRIGGER USER");
+        w.exec_params("DELETE FROM events WHERE position >= $1", kept_position);
+        w.exec("ALTER TABLE events ENABLE TRIGGER USER");
+        w.commit();
+    }
+    r = verify({"--since-digest", kept});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("chain:       ok") != std::string::npos);
+    CHECK(r.out.find("events were removed") != std::string::npos);
 }

@@ -437,8 +437,12 @@ std::optional<std::pair<std::int64_t, std::string>> first_nonconforming(const st
     proj::conformance_checker checker(policies);
     pqxx::connection c(url);
     pqxx::read_transaction tx(c);
-    for (const auto& e : store::read_all(tx, 0, 1000000))
+    std::int64_t last = 0;
+    for (const auto& e : store::read_all(tx, 0, 1000000)) {
         if (auto bad = checker.check(e)) return std::make_pair(e.position, *bad);
+        last = e.position;
+    }
+    if (auto bad = checker.finish()) return std::make_pair(last + 1, *bad);
     return std::nullopt;
 }
 
@@ -514,5 +518,40 @@ TEST_CASE("conformance: a release before its deadline, and a settlement that ove
         REQUIRE(bad);
         CHECK(bad->first == head + 1);
         CHECK(bad->second.find("instance.settled") != std::string::npos);
+    }
+}
+
+TEST_CASE("conformance: a renewal without its charge, and an expiry recorded before the term ended, are "
+          "reported (K: renewal charges price x months; time-driven events happen at their deadline)",
+          "[projections][conformance]") {
+    scratch_db db;
+    world w(db.app_url());
+    w.run("", cmd::open_account{"CNY"}, local("2025-11-23 09:00"));
+    w.run("", cmd::add_funds{100000, ""}, local("2025-11-23 09:01"));
+    auto p = kafka_payg("s-1");
+    p.bill = billing::subscription;
+    p.rate = price{price::unit::monthly, 30000};
+    p.term_months = 1;
+    w.run("s-1", p, local("2025-11-23 09:10"));
+    w.run("s-1", cmd::deploy{}, local("2025-11-23 09:20"));
+    const auto head = store::head(db.app_url()).position;
+    const auto expiry = *w.instances.at("s-1").expires_at;
+
+    SECTION("renewed, never charged") {
+        w.clk.advance_to(local("2025-11-30 10:00"));
+        append_raw(w, "instance-s-1", events::renewed{1, 30000, local("2026-01-23 09:10"), false},
+                   local("2025-11-30 10:00"));
+        const auto bad = first_nonconforming(db.app_url(), w.policies);
+        REQUIRE(bad);
+        CHECK(bad->first == head + 2);   // where the charge should have been
+        CHECK(bad->second.find("account.charged") != std::string::npos);
+    }
+    SECTION("expired at the term end, but written a day before it") {
+        w.clk.advance_to(expiry - std::chrono::hours(24));
+        append_raw(w, "instance-s-1", events::expired{events::expiry_cause::term_ended}, expiry);
+        const auto bad = first_nonconforming(db.app_url(), w.policies);
+        REQUIRE(bad);
+        CHECK(bad->first == head + 1);
+        CHECK(bad->second.find("instance.expired") != std::string::npos);
     }
 }
