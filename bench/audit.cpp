@@ -1,0 +1,261 @@
+// bench_audit: the auditor's tools over a large log (issue 5; DESIGN.md "Targets": rebuild and
+// verify ≥ 300,000 events/s; export in constant memory).
+//
+//   build/bench/bench_audit --database-url ADMIN_URL [--events N] [--keep-database yes]
+//
+// On a scratch database of the embedded cluster it writes a legal history of about N events
+// (default 1,000,000) decided by the rules core: accounts with funds, payg Kafka instances
+// purchased and deployed, then topics created and deleted on each, appended through the store
+// in large batches without projections. Then it times, each over the whole log:
+//   rebuild      projections::rebuild (what `mqledger rebuild` runs)
+//   chain        store::verify_chain (verify's first check)
+//   conformance  the conformance checker over paged reads (verify's second check)
+//   compare      projections::compare (verify's third check)
+//   export       `mqledger export` as a child process to /dev/null: wall time and its peak RSS
+// and prints events/s against the targets. Not a test: figures go to bench/README.md.
+#include "ledger/clock.h"
+#include "ledger/codec.h"
+#include "ledger/decide.h"
+#include "ledger/store/event_store.h"
+#include "ledger/store/migrate.h"
+#include "ledger/store/verify.h"
+#include "ledger/store/conninfo.h"
+#include "projections/conformance.h"
+#include "projections/projector.h"
+#include "projections/rebuild.h"
+
+#include <pqxx/pqxx>
+
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace mqledger;
+namespace cmd = mqledger::commands;
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void exec_on(const std::string& url, const std::string& sql) {
+    pqxx::connection c(url);
+    pqxx::nontransaction tx(c);
+    tx.exec(sql);
+}
+
+store::append_request request_of(const decision& d) {
+    store::append_request r;
+    for (const auto& e : d.events) {
+        if (r.streams.empty() || r.streams.back().stream != e.stream) r.streams.push_back({e.stream, store::any_version, {}});
+        r.streams.back().events.push_back({std::string(events::type_name(e.data)), codec::encode(e.data), e.effective_at});
+    }
+    r.metadata = {{"actor", "bench"}, {"policy_version", current_policy_version}};
+    return r;
+}
+
+// Appends the decisions, folding them into the states, as one request.
+struct writer {
+    policy_registry& policies;
+    store::event_store& st;
+    std::map<std::string, account_state> accounts;
+    std::vector<std::future<store::append_result>> pending;
+    std::int64_t events = 0;
+
+    void add(std::vector<pending_event>& into, const decision& d) {
+        if (!d.ok()) {
+            std::fprintf(stderr, "refused: %s\n", d.refused->message.c_str());
+            std::exit(1);
+        }
+        into.insert(into.end(), d.events.begin(), d.events.end());
+    }
+    void flush(const std::vector<pending_event>& evs) {
+        decision d{evs, std::nullopt};
+        pending.push_back(st.append_async(request_of(d)));
+        events += static_cast<std::int64_t>(evs.size());
+        if (pending.size() >= 256) drain();
+    }
+    void drain() {
+        for (auto& f : pending) {
+            const auto r = f.get();
+            if (!r.ok()) {
+                std::fprintf(stderr, "append failed: %s\n", r.message.c_str());
+                std::exit(1);
+            }
+        }
+        pending.clear();
+    }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string admin;
+    std::int64_t target_events = 1000000;
+    bool keep = false;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--database-url") admin = argv[i + 1];
+        else if (a == "--events") target_events = std::atoll(argv[i + 1]);
+        else if (a == "--keep-database") keep = std::string(argv[i + 1]) == "yes";
+    }
+    if (admin.empty() || target_events <= 0) {
+        std::fprintf(stderr, "usage: bench_audit --database-url ADMIN_URL [--events N] [--keep-database yes]\n");
+        return 2;
+    }
+    const std::string db = "bench_audit_" + std::to_string(::getpid());
+    const auto url = store::with_database(admin, db);
+    int rc = 0;
+    try {
+        exec_on(admin, "CREATE DATABASE " + db + " TEMPLATE template0 ENCODING 'UTF8'");
+        store::migrate(url);
+        policy_registry policies;
+        // Time is the bench's own: a fixed start, advanced by hand (no system clock in the data).
+        manual_clock clk(*codec::parse_time("2026-01-05T00:00:00Z"));
+        std::printf("bench_audit: %lld events wanted, database %s\n", static_cast<long long>(target_events), db.c_str());
+
+        // ---- a legal history, decided by the core ----
+        auto t0 = std::chrono::steady_clock::now();
+        {
+            store::event_store st(url, clk);
+            writer w{policies, st, {}, {}, 0};
+            const int per_instance_cycles = 24;   // 2 + 48 events per instance
+            const int instances_per_account = 1000;
+            const auto instances = static_cast<int>(target_events / (2 + 2 * per_instance_cycles)) + 1;
+            auto now = clk.now();
+            for (int i = 0; i < instances; ++i) {
+                const std::string acc = "acc-" + std::to_string(i / instances_per_account);
+                std::vector<pending_event> evs;
+                if (i % instances_per_account == 0) {
+                    auto& a = w.accounts[acc];
+                    for (const cmd::command& c : {cmd::command{cmd::open_account{"CNY"}}, cmd::command{cmd::add_funds{1000000000, "seed"}}}) {
+                        const auto d = decide(a, c, now, acc);
+                        w.add(evs, d);
+                        for (const auto& e : d.events) a = evolve(a, e.data, e.effective_at);
+                    }
+                    w.flush(evs);
+                    evs.clear();
+                }
+                const std::string id = "i-" + std::to_string(i);
+                instance_state s;
+                s.id = id;
+                decide_context ctx{&policies.current(), id, account_facts{w.accounts[acc].balance, std::nullopt}};
+                cmd::purchase p;
+                p.instance_id = id;
+                p.account_id = acc;
+                p.prod = product::kafka;
+                p.bill = billing::payg;
+                p.timezone = "Asia/Shanghai";
+                p.rate = price{price::unit::hourly, 120};
+                auto step = [&](const cmd::command& c) {
+                    const auto d = decide(s, c, now, ctx);
+                    w.add(evs, d);
+                    for (const auto& e : d.events) {
+                        s = evolve(std::move(s), e.data, e.effective_at, current_policy_version);
+                        s.id = id;
+                    }
+                };
+                step(p);
+                step(cmd::deploy{});
+                for (int k = 0; k < per_instance_cycles; ++k) {
+                    step(cmd::create_topic{"t-" + std::to_string(k)});
+                    step(cmd::delete_topic{"t-" + std::to_string(k)});
+                }
+                w.flush(evs);
+            }
+            w.drain();
+            std::printf("populate: %lld events in %.1f s (%.0f events/s, no projections)\n",
+                        static_cast<long long>(w.events), since(t0), static_cast<double>(w.events) / since(t0));
+        }
+        const auto total = store::head(url).position;
+
+        auto report = [&](const char* what, double secs, std::int64_t n, bool targeted) {
+            const double rate = static_cast<double>(n) / secs;
+            std::printf("%-12s %10lld events in %6.2f s = %9.0f events/s", what, static_cast<long long>(n), secs, rate);
+            if (targeted) std::printf("   target >= 300,000/s: %s", rate >= 300000 ? "PASS" : "SHORT");
+            std::printf("\n");
+        };
+
+        t0 = std::chrono::steady_clock::now();
+        const auto rb = projections::rebuild(url, policies);
+        report("rebuild", since(t0), rb.position, true);
+
+        t0 = std::chrono::steady_clock::now();
+        const auto chain = store::verify_chain(url);
+        report("chain", since(t0), chain.events, true);
+        if (!chain.ok) throw std::runtime_error("chain failed at " + std::to_string(chain.bad_position.value_or(0)));
+
+        t0 = std::chrono::steady_clock::now();
+        {
+            projections::conformance_checker checker(policies);
+            pqxx::connection c(url);
+            std::int64_t after = 0;
+            for (;;) {
+                std::vector<store::recorded_event> page;
+                {
+                    pqxx::read_transaction tx(c);
+                    page = store::read_all(tx, after, 2000);
+                }
+                if (page.empty()) break;
+                for (const auto& e : page)
+                    if (auto bad = checker.check(e)) throw std::runtime_error("conformance: " + *bad);
+                after = page.back().position;
+            }
+            report("conformance", since(t0), checker.checked(), true);
+        }
+        t0 = std::chrono::steady_clock::now();
+        if (auto diff = projections::compare(url, policies)) throw std::runtime_error("compare: " + diff->table);
+        report("compare", since(t0), total, false);
+
+#ifdef MQLEDGER_BINARY
+        t0 = std::chrono::steady_clock::now();
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            const int null = ::open("/dev/null", O_WRONLY);
+            ::dup2(null, STDOUT_FILENO);
+            ::execl(MQLEDGER_BINARY, "mqledger", "export", "--database-url", url.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        // Sampled from /proc every 5 ms: the child's own ru_maxrss would count the image it
+        // was forked from (this process) before its exec.
+        int status = 0;
+        long peak_kb = 0;
+        for (;;) {
+            if (::waitpid(pid, &status, WNOHANG) == pid) break;
+            if (std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r")) {
+                char line[256];
+                bool execed = false;   // before exec the child is still a copy of this process
+                while (std::fgets(line, sizeof line, f)) {
+                    const std::string l(line);
+                    if (l.rfind("Name:", 0) == 0) execed = l.find("mqledger") != std::string::npos;
+                    if (execed && l.rfind("VmRSS:", 0) == 0) peak_kb = std::max(peak_kb, std::atol(line + 6));
+                }
+                std::fclose(f);
+            }
+            ::usleep(5000);
+        }
+        const double secs = since(t0);
+        report("export", secs, total, false);
+        std::printf("export peak RSS: %.1f MB (sampled; exit %d)\n", static_cast<double>(peak_kb) / 1024.0,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+#endif
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_audit: %s\n", e.what());
+        rc = 1;
+    }
+    try {
+        if (!keep) exec_on(admin, "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    } catch (...) {
+    }
+    return rc;
+}
