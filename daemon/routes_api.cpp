@@ -10,6 +10,7 @@
 #include "ledger/codec.h"
 #include "ledger/store/digest.h"
 #include "ledger/store/hash_chain.h"
+#include "ledger/store/pg_text.h"
 #include "projections/as_of.h"
 #include "projections/projector.h"
 #include "projections/snapshot.h"
@@ -357,13 +358,29 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
     r.add_async("GET", "/v1/instances/{id}/events", route_kind::read,
                 [s](const http::request_context& ctx, http::responder done) {
                     auto id = path_id(ctx, "instance");
-                    read(s, std::move(done), [id](pqxx::connection& c) {
+                    // Paged by stream version so a long-lived instance never builds one huge
+                    // answer: `after` (a stream_version), `limit`; `next_after` when there is more.
+                    const auto after = query_int(ctx, "after", 0, 0, std::numeric_limits<std::int64_t>::max());
+                    const auto limit = query_int(ctx, "limit", 10000, 1, 10000);
+                    read(s, std::move(done), [id, after, limit](pqxx::connection& c) {
                         pqxx::read_transaction tx(c);
-                        const auto evs = store::read_stream(tx, instance_stream(id));
-                        if (evs.empty()) throw api_error(404, "not_found", "no such instance");
+                        const auto stream = instance_stream(id);
+                        const auto rows = tx.exec_params(std::string("SELECT ") + store::detail::event_columns +
+                                                             " FROM events WHERE stream = $1 AND stream_version > $2 "
+                                                             "ORDER BY stream_version LIMIT $3",
+                                                         stream, after, limit + 1);
+                        if (rows.empty() && after == 0) throw api_error(404, "not_found", "no such instance");
                         json::array out;
-                        for (const auto& e : evs) out.push_back(views::event(e));
-                        return http::json_response(200, items(std::move(out)));
+                        json::value next = nullptr;
+                        for (std::size_t i = 0; i < rows.size(); ++i) {
+                            const auto e = store::detail::read_event(rows[i]);
+                            if (static_cast<std::int64_t>(i) == limit) {
+                                next = out.back().as_object().at("stream_version");
+                                break;
+                            }
+                            out.push_back(views::event(e));
+                        }
+                        return http::json_response(200, json::object{{"items", std::move(out)}, {"next_after", std::move(next)}});
                     });
                 });
 
