@@ -229,6 +229,9 @@ int run_serve(const config& cfg) {
     // Set once shutdown begins: a completion already queued when cancel() runs must not re-arm
     // its timer or signal wait, or the event loop would never run out of work.
     std::atomic<bool> shutting_down{false};
+    // Set when --shutdown-timeout expired: queued commands nobody waits for any more are dropped
+    // (nothing written for them) instead of run.
+    std::atomic<bool> gave_up{false};
 
     // SIGHUP reloads the tokens (and must never kill the daemon, its default action).
     net::signal_set hup(ioc, SIGHUP);
@@ -304,6 +307,7 @@ int run_serve(const config& cfg) {
         deadline.async_wait([&](const boost::system::error_code& dec) {
             if (dec) return;
             log_line(log_level::warn, "in-flight requests did not finish in time; stopping anyway");
+            gave_up = true;
             ioc.stop();
         });
         server.stop([&] { deadline.cancel(); });
@@ -320,6 +324,7 @@ int run_serve(const config& cfg) {
     // Every request is answered; no new work can arrive. Stop firing, let the workers finish,
     // and the store (destroyed last) appends whatever is still queued.
     timers.stop();
+    if (gave_up) workers.stop();   // jobs already running finish; queued ones never start
     workers.join();
     readiness.stop();
     log_line(log_level::info, "stopped");
