@@ -177,3 +177,28 @@ TEST_CASE("chain: two swapped rows are found, with the first position", "[store]
     CHECK(shell.status == 1);
     CHECK_THAT(shell.output, Catch::Contains("position 20"));
 }
+
+TEST_CASE("chain: a forged row appended with a correct-looking own hash but a broken link is found at its position (the link to the row before it breaks)",
+          "[store][chain]") {
+    scratch_db db;
+    seed(db, 30);
+    // The forger computes the row's own hash exactly as the README defines it, over a made-up
+    // prev_hash: the row is self-consistent, the link to position 30 is not.
+    const auto head = verify_chain(db.app_url()).head_position;
+    const auto next = std::to_string(head + 1);
+    tamper(db,
+           "INSERT INTO events (position, stream, stream_version, type, data, metadata, effective_at, recorded_at, "
+           "prev_hash, hash) "
+           "SELECT " + next + ", s, 1, type, data, metadata, eff, rec, p, "
+           "encode(sha256(convert_to(concat_ws(E'\\n', p, " + next + ", s, 1, type, (extract(epoch FROM eff) * 1000000)::bigint, "
+           "(extract(epoch FROM rec) * 1000000)::bigint, data::text, metadata::text), 'UTF8')), 'hex') "
+           "FROM (SELECT 'instance-forged'::text AS s, repeat('f', 64) AS p, type, data, metadata, "
+           "effective_at AS eff, recorded_at AS rec FROM events WHERE position = " + std::to_string(head) + ") x");
+    const auto rep = verify_chain(db.app_url());
+    CHECK_FALSE(rep.ok);
+    CHECK(rep.bad_position == std::optional<std::int64_t>(head + 1));
+    const auto shell = run_recipe(db.app_url());
+    INFO(shell.output);
+    CHECK(shell.status == 1);
+    CHECK_THAT(shell.output, Catch::Contains("position " + next));
+}
