@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -141,8 +142,19 @@ int run_rebuild(const config& cfg) {
     try {
         const policy_registry policies;
         const bool tty = ::isatty(STDERR_FILENO) == 1;
-        if (tty) std::cerr << "rebuilding the projections from position 0 …\n";
-        const auto r = projections::rebuild(cfg.database_url, policies);
+        projections::rebuild_progress bar;
+        if (tty)
+            bar = [](std::int64_t position, std::int64_t head) {
+                // A bar on the terminal only; logs and pipes get the one summary line.
+                const int width = 40;
+                const double done = head > 0 ? std::min(1.0, static_cast<double>(position) / static_cast<double>(head)) : 1.0;
+                const int filled = static_cast<int>(done * width);
+                std::cerr << "\r[" << std::string(static_cast<std::size_t>(filled), '#')
+                          << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << position << " / "
+                          << head << " events" << std::flush;
+            };
+        const auto r = projections::rebuild(cfg.database_url, policies, bar);
+        if (tty) std::cerr << "\n";
         std::cout << "rebuilt up to position " << r.position << ": " << r.instances << " instances, " << r.accounts
                   << " accounts, " << r.timers << " timers\n";
         return 0;

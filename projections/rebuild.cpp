@@ -66,21 +66,23 @@ std::string lock_all() {
 
 } // namespace
 
-projection_set fold_log(pqxx::transaction_base& tx, projection_set start) {
+projection_set fold_log(pqxx::transaction_base& tx, projection_set start, const rebuild_progress& progress) {
+    const auto head = progress ? store::head(tx).position : 0;
     for (;;) {
         const auto page = store::read_all(tx, start.position, page_events);
         for (const auto& e : page) fold(start, e);
+        if (progress) progress(start.position, head);
         if (static_cast<std::int64_t>(page.size()) < page_events) return start;
     }
 }
 
-rebuild_report rebuild(const std::string& conninfo, const policy_registry& policies) {
+rebuild_report rebuild(const std::string& conninfo, const policy_registry& policies, const rebuild_progress& progress) {
     pqxx::connection c(conninfo);
     projection_set set;
     {
         // The long pass runs without locks: appends go on meanwhile.
         pqxx::read_transaction r(c);
-        set = fold_log(r);
+        set = fold_log(r, {}, progress);
     }
     pqxx::work w(c);
     // ACCESS EXCLUSIVE also blocks the projector's reads, so an append that started before the

@@ -9,6 +9,7 @@
 #include <pqxx/pqxx>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -16,7 +17,11 @@ namespace mqledger::projections {
 
 /// Folds the whole log, from position 0, in one pass (keyset pages over the primary key) into
 /// memory. Throws projection_error or pqxx exceptions. Thread-safe (uses only `tx`).
-[[nodiscard]] projection_set fold_log(pqxx::transaction_base& tx, projection_set start = {});
+/// Told after every page folded: the last position folded and the head when the pass began.
+using rebuild_progress = std::function<void(std::int64_t position, std::int64_t head)>;
+
+[[nodiscard]] projection_set fold_log(pqxx::transaction_base& tx, projection_set start = {},
+                                      const rebuild_progress& progress = {});
 
 struct rebuild_report {
     std::int64_t position = 0;       // last position folded
@@ -31,7 +36,8 @@ struct rebuild_report {
 /// swaps it in, so readers see either the old or the new tables, never a mix. Grants, indexes
 /// and the pending_releases view are untouched. Needs the app role's privileges only. Throws
 /// projection_error or pqxx exceptions (nothing changed then). Thread-safe.
-rebuild_report rebuild(const std::string& conninfo, const policy_registry& policies);
+rebuild_report rebuild(const std::string& conninfo, const policy_registry& policies,
+                       const rebuild_progress& progress = {});
 
 /// The first difference between the live projections and a rebuild.
 struct difference {

@@ -508,3 +508,50 @@ TEST_CASE("an instance's events page by stream version (after, limit, next_after
     CHECK(c.get("/v1/instances/k-1/events?limit=0").status == 422);
     CHECK(c.get("/v1/instances/nope/events").status == 404);
 }
+
+TEST_CASE("rebuild while the daemon serves commands: nothing is lost or written by the rebuild, and verify "
+          "finds the projections equal to the log (issue 5)",
+          "[e2e][audit]") {
+    ledger_db db;
+    const auto port = free_port();
+    daemon_process d(serve_args(port, db.db.url(), "2026-03-13T06:00:00Z"), port);
+    const auto c = d.client();
+    open_account(c, "acc-1", 0);
+    constexpr int writers = 4;
+    for (int w = 0; w < writers; ++w) {
+        REQUIRE(c.post("/v1/instances", kafka("k-" + std::to_string(w), "acc-1", "payg")).status == 201);
+        REQUIRE(c.post("/v1/instances/k-" + std::to_string(w) + "/actions/deploy", json::object{}).status == 200);
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<int> acknowledged{0}, failed{0};
+    std::vector<std::thread> threads;
+    for (int w = 0; w < writers; ++w)
+        threads.emplace_back([&, w] {
+            for (int i = 0; !stop; ++i) {
+                const auto r = c.post("/v1/instances/k-" + std::to_string(w) + "/topics",
+                                      json::object{{"name", "t-" + std::to_string(i)}});
+                if (r.status == 201) ++acknowledged;
+                else ++failed;
+            }
+        });
+    const std::vector<std::string> url{"--database-url", db.db.url()};
+    int rebuilds_ok = 0;
+    for (int i = 0; i < 3; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(150));
+        if (run_mqledger({"rebuild", url[0], url[1]}).exit_code == 0) ++rebuilds_ok;
+    }
+    stop = true;
+    for (auto& t : threads) t.join();
+    CHECK(rebuilds_ok == 3);
+    CHECK(failed == 0);
+    CHECK(acknowledged > 0);
+    // Every acknowledged topic is in the projections, and the log holds exactly what was asked.
+    std::size_t topics = 0;
+    for (int w = 0; w < writers; ++w)
+        topics += c.get("/v1/instances/k-" + std::to_string(w)).json.at("topics").as_array().size();
+    CHECK(topics == static_cast<std::size_t>(acknowledged.load()));
+    CHECK(head_position(c) == 1 + 2 * writers + acknowledged.load());   // opened, purchase+deploy each, topics
+    const auto v = run_mqledger({"verify", url[0], url[1]});
+    INFO(v.out << v.err);
+    CHECK(v.exit_code == 0);
+}
