@@ -5,7 +5,6 @@
 
 #include "ledger/codec.h"
 #include "projections/projector.h"
-#include "projections/snapshot.h"
 
 #include <boost/json.hpp>
 
@@ -30,21 +29,6 @@ constexpr int max_ticks_per_instance = 100000;
 
 time_point from_micros(std::int64_t us) { return time_point(duration(us)); }
 std::string sql_time(time_point t) { return codec::format_time(t); }
-
-instance_state decode_instance(const char* text, const std::string& id) {
-    std::string error;
-    auto s = projections::decode_instance_snapshot(json::parse(text), error);
-    if (!s) throw projections::projection_error("instance " + id + ": snapshot: " + error);
-    s->id = id;
-    return std::move(*s);
-}
-
-account_state decode_account(const char* text, const std::string& id) {
-    std::string error;
-    auto a = projections::decode_account_snapshot(json::parse(text), error);
-    if (!a) throw projections::projection_error("account " + id + ": snapshot: " + error);
-    return std::move(*a);
-}
 
 std::string json_list(const std::vector<std::string>& ids) {
     json::array a;
@@ -94,7 +78,7 @@ public:
         if (conn_ == nullptr) throw std::logic_error("unit_of_work: load after release");
         pqxx::nontransaction tx(*conn_);
         const auto r = tx.exec_prepared("mq_load_instance", id);
-        if (!r.empty()) s = decode_instance(r[0][0].c_str(), id);
+        if (!r.empty()) s = projections::parse_instance_snapshot(r[0][0].c_str(), id);
         const auto v = s.version;
         return insts_.emplace(id, inst_entry{std::move(s), v}).first->second.s;
     }
@@ -105,7 +89,7 @@ public:
         if (conn_ == nullptr) throw std::logic_error("unit_of_work: load after release");
         pqxx::nontransaction tx(*conn_);
         const auto r = tx.exec_prepared("mq_load_account", id);
-        if (!r.empty()) a = decode_account(r[0][0].c_str(), id);
+        if (!r.empty()) a = projections::parse_account_snapshot(r[0][0].c_str(), id);
         const auto v = a ? a->version : 0;
         return accts_.emplace(id, acct_entry{std::move(a), v}).first->second.a;
     }
@@ -618,9 +602,9 @@ std::size_t engine::fire_due(time_point up_to) {
                 {
                     pqxx::nontransaction tx(c);
                     for (const auto& row : tx.exec_prepared("mq_load_instances", json_list(ids)))
-                        loaded_i.emplace(row[0].c_str(), decode_instance(row[1].c_str(), row[0].c_str()));
+                        loaded_i.emplace(row[0].c_str(), projections::parse_instance_snapshot(row[1].c_str(), row[0].c_str()));
                     for (const auto& row : tx.exec_prepared("mq_load_accounts", json_list(accounts)))
-                        loaded_a.emplace(row[0].c_str(), decode_account(row[1].c_str(), row[0].c_str()));
+                        loaded_a.emplace(row[0].c_str(), projections::parse_account_snapshot(row[1].c_str(), row[0].c_str()));
                 }
                 std::size_t k = i;
                 while (k < j) {

@@ -61,6 +61,31 @@ decoded_event decode_recorded(const store::recorded_event& e) {
     return out;
 }
 
+instance_state parse_instance_snapshot(std::string_view text, const std::string& id) {
+    std::string error;
+    std::optional<instance_state> s;
+    try {
+        s = decode_instance_snapshot(json::parse(text), error);
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    if (!s) throw projection_error("instance_state snapshot of " + id + " is unreadable: " + error);
+    s->id = id;
+    return std::move(*s);
+}
+
+account_state parse_account_snapshot(std::string_view text, const std::string& id) {
+    std::string error;
+    std::optional<account_state> a;
+    try {
+        a = decode_account_snapshot(json::parse(text), error);
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    if (!a) throw projection_error("accounts snapshot of " + id + " is unreadable: " + error);
+    return std::move(*a);
+}
+
 void fold(projection_set& into, const store::recorded_event& e) {
     into.position = std::max(into.position, e.position);
     if (auto id = instance_id_of(e.stream)) {
@@ -95,7 +120,6 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
     // Load every touched state with one query per table (the batch's cache).
     projection_set set;
     std::map<std::string, detail::count_key> before;
-    std::string error;
     if (!iids.empty()) {
         const auto r = tx.exec_params(
             "SELECT instance_id, snapshot FROM instance_state "
@@ -103,10 +127,9 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
             detail::json_list(iids));
         for (const auto& row : r) {
             const std::string id = row[0].c_str();
-            auto s = decode_instance_snapshot(json::parse(row[1].c_str()), error);
-            if (!s) throw projection_error("instance_state snapshot of " + id + " is unreadable: " + error);
-            if (s->exists) before.emplace(id, detail::count_key_of(*s));
-            set.instances.emplace(id, std::move(*s));
+            auto s = parse_instance_snapshot(row[1].c_str(), id);
+            if (s.exists) before.emplace(id, detail::count_key_of(s));
+            set.instances.emplace(id, std::move(s));
         }
     }
     if (!aids.empty()) {
@@ -116,9 +139,7 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
             detail::json_list(aids));
         for (const auto& row : r) {
             const std::string id = row[0].c_str();
-            auto a = decode_account_snapshot(json::parse(row[1].c_str()), error);
-            if (!a) throw projection_error("accounts snapshot of " + id + " is unreadable: " + error);
-            set.accounts.emplace(id, std::move(*a));
+            set.accounts.emplace(id, parse_account_snapshot(row[1].c_str(), id));
         }
     }
 

@@ -36,6 +36,12 @@ inline constexpr std::string_view checkpoint_name = "projections";
 /// The account id of an `account-{id}` stream, or nothing. Thread-safe.
 [[nodiscard]] std::optional<std::string> account_id_of(std::string_view stream);
 
+/// The core state stored in an instance_state / accounts row's `snapshot` column (its text),
+/// for the row of `id`. Throws projection_error naming the row when it does not parse.
+/// Thread-safe.
+[[nodiscard]] instance_state parse_instance_snapshot(std::string_view text, const std::string& id);
+[[nodiscard]] account_state parse_account_snapshot(std::string_view text, const std::string& id);
+
 /// A recorded event in the core's terms.
 struct decoded_event {
     events::event data;
