@@ -13,7 +13,6 @@
 #include "ledger/store/pg_text.h"
 #include "projections/as_of.h"
 #include "projections/projector.h"
-#include "projections/snapshot.h"
 
 #include <boost/json.hpp>
 
@@ -36,14 +35,9 @@ struct services {
 
 std::string random_hex(std::size_t bytes) {
     thread_local std::mt19937_64 gen{std::random_device{}()};
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (std::size_t i = 0; i < bytes; ++i) {
-        const auto b = static_cast<unsigned>(gen() & 0xff);
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
+    std::vector<unsigned char> raw(bytes);
+    for (auto& b : raw) b = static_cast<unsigned char>(gen() & 0xff);
+    return store::to_hex(raw.data(), raw.size());
 }
 
 // Idempotency-Key, If-Match, the actor and a correlation id from the request.
@@ -144,20 +138,27 @@ http::response guarded(Fn&& fn) noexcept {
     }
 }
 
+// Runs a command on the workers and answers with the target's view or the documented error.
+void command(const services& s, const http::request_context& ctx, bool account_target, std::string id,
+             cmd::command c, int ok_status, http::responder done) {
+    auto meta = meta_of(ctx);
+    s.run([s, account_target, id = std::move(id), c = std::move(c), meta = std::move(meta), ok_status,
+           done = std::move(done)]() mutable {
+        done(guarded([&] {
+            const auto o = account_target ? s.eng.execute_account(id, c, meta) : s.eng.execute_instance(id, c, meta);
+            return outcome_response(o, ok_status, s.eng, id, s.clk.now());
+        }));
+    });
+}
+
 void instance_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
                       int ok_status, http::responder done) {
-    auto meta = meta_of(ctx);
-    s.run([s, id = std::move(id), c = std::move(c), meta = std::move(meta), ok_status, done = std::move(done)]() mutable {
-        done(guarded([&] { return outcome_response(s.eng.execute_instance(id, c, meta), ok_status, s.eng, id, s.clk.now()); }));
-    });
+    command(s, ctx, false, std::move(id), std::move(c), ok_status, std::move(done));
 }
 
 void account_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
                      int ok_status, http::responder done) {
-    auto meta = meta_of(ctx);
-    s.run([s, id = std::move(id), c = std::move(c), meta = std::move(meta), ok_status, done = std::move(done)]() mutable {
-        done(guarded([&] { return outcome_response(s.eng.execute_account(id, c, meta), ok_status, s.eng, id, s.clk.now()); }));
-    });
+    command(s, ctx, true, std::move(id), std::move(c), ok_status, std::move(done));
 }
 
 // Runs a read on the worker pool; database failures answer 503.
@@ -218,14 +219,6 @@ std::optional<time_point> query_time(const http::request_context& ctx, std::stri
     return t;
 }
 
-instance_state decode_row_snapshot(const pqxx::field& f, const std::string& id) {
-    std::string error;
-    auto s = projections::decode_instance_snapshot(json::parse(f.c_str()), error);
-    if (!s) throw projections::projection_error("instance " + id + ": snapshot: " + error);
-    s->id = id;
-    return std::move(*s);
-}
-
 json::object items(json::array a) { return json::object{{"items", std::move(a)}}; }
 
 } // namespace
@@ -255,10 +248,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
             pqxx::nontransaction tx(c);
             const auto rows = tx.exec_prepared("mq_load_account", id);
             if (rows.empty()) throw api_error(404, "not_found", "no such account");
-            std::string error;
-            const auto a = projections::decode_account_snapshot(json::parse(rows[0][0].c_str()), error);
-            if (!a) throw projections::projection_error("account " + id + ": snapshot: " + error);
-            return http::json_response(200, views::account(id, *a));
+            return http::json_response(200, views::account(id, projections::parse_account_snapshot(rows[0][0].c_str(), id)));
         });
     });
 
@@ -313,7 +303,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
             } else {
                 pqxx::nontransaction tx(c);
                 const auto rows = tx.exec_prepared("mq_load_instance", id);
-                if (!rows.empty()) st = decode_row_snapshot(rows[0][0], id);
+                if (!rows.empty()) st = projections::parse_instance_snapshot(rows[0][0].c_str(), id);
             }
             if (!st.exists) throw api_error(404, "not_found", as_of ? "no such instance at that time" : "no such instance");
             return http::json_response(200, views::instance(st, projections::policy_of(st, s.eng.policies()), at));
@@ -348,7 +338,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                     next = json::value(out.back().as_object().at("instance_id"));
                     break;
                 }
-                const auto st = decode_row_snapshot(rows[i][1], id);
+                const auto st = projections::parse_instance_snapshot(rows[i][1].c_str(), id);
                 out.push_back(views::instance(st, projections::policy_of(st, s.eng.policies()), now));
             }
             return http::json_response(200, json::object{{"items", std::move(out)}, {"next_cursor", std::move(next)}});

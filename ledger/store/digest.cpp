@@ -1,5 +1,7 @@
 #include "ledger/store/digest.h"
 
+#include "ledger/store/hash_chain.h"
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -18,17 +20,6 @@ bool is_hex(std::string_view s) {
     for (char c : s)
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
     return true;
-}
-
-std::string hex(const unsigned char* p, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(n * 2);
-    for (std::size_t i = 0; i < n; ++i) {
-        out += digits[p[i] >> 4];
-        out += digits[p[i] & 15];
-    }
-    return out;
 }
 
 std::optional<std::vector<unsigned char>> unhex(std::string_view s) {
@@ -99,7 +90,7 @@ std::string digest_signer::sign(std::int64_t position, std::string_view hash) co
     if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, static_cast<EVP_PKEY*>(key_)) != 1 ||
         EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) != 1)
         throw digest_error("Ed25519 signing failed");
-    return hex(sig, len);
+    return to_hex(sig, len);
 }
 
 std::string digest_signer::public_key_pem() const {

@@ -24,6 +24,16 @@ struct md_ctx {
 };
 } // namespace
 
+std::string to_hex(const unsigned char* bytes, std::size_t n) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out(2 * n, '0');
+    for (std::size_t i = 0; i < n; ++i) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 0xf];
+    }
+    return out;
+}
+
 std::string sha256_hex(std::string_view bytes) {
     thread_local md_ctx local;
     unsigned char digest[EVP_MAX_MD_SIZE];
@@ -32,13 +42,7 @@ std::string sha256_hex(std::string_view bytes) {
         EVP_DigestUpdate(local.ctx, bytes.data(), bytes.size()) != 1 ||
         EVP_DigestFinal_ex(local.ctx, digest, &len) != 1)
         throw std::runtime_error("SHA-256 failed (OpenSSL EVP)");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out(2 * len, '0');
-    for (unsigned i = 0; i < len; ++i) {
-        out[2 * i] = hex[digest[i] >> 4];
-        out[2 * i + 1] = hex[digest[i] & 0xf];
-    }
-    return out;
+    return to_hex(digest, len);
 }
 
 namespace {

@@ -14,6 +14,9 @@ namespace mqledger::store {
 inline constexpr std::string_view genesis_hash =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// `n` bytes as lower-case hex. Pure.
+[[nodiscard]] std::string to_hex(const unsigned char* bytes, std::size_t n);
+
 /// Lower-case hex SHA-256 (OpenSSL EVP) of `bytes`. Thread-safe.
 [[nodiscard]] std::string sha256_hex(std::string_view bytes);
 
