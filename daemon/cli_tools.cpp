@@ -98,31 +98,14 @@ int run_verify(const config& cfg) {
         }
         const policy_registry policies;
         {
-            projections::conformance_checker checker(policies);
             pqxx::connection conn(cfg.database_url);
-            std::int64_t after = 0;
-            for (;;) {
-                std::vector<store::recorded_event> page;
-                {
-                    pqxx::read_transaction tx(conn);
-                    page = store::read_all(tx, after, page_size);
-                }
-                if (page.empty()) break;
-                for (const auto& e : page) {
-                    if (auto bad = checker.check(e)) {
-                        std::cout << "conformance: FAILED after " << checker.checked() - 1 << " events\n";
-                        std::cout << "first bad position: " << e.position << ": " << *bad << "\n";
-                        return 1;
-                    }
-                }
-                after = page.back().position;
-            }
-            if (auto bad = checker.finish()) {
-                std::cout << "conformance: FAILED after " << checker.checked() << " events\n";
-                std::cout << "first bad position: " << after + 1 << ": " << *bad << "\n";
+            const auto conf = projections::check_conformance(conn, policies);
+            if (conf.bad_position) {
+                std::cout << "conformance: FAILED after " << conf.conforming << " events\n";
+                std::cout << "first bad position: " << *conf.bad_position << ": " << conf.reason << "\n";
                 return 1;
             }
-            std::cout << "conformance: ok (" << checker.checked() << " events, each what the rules core decides)\n";
+            std::cout << "conformance: ok (" << conf.conforming << " events, each what the rules core decides)\n";
         }
         const auto diff = projections::compare(cfg.database_url, policies);
         std::cout << "projections: " << (diff ? "DIFFER" : "ok (equal to a fresh rebuild)") << "\n";
@@ -233,15 +216,7 @@ int run_export(const config& cfg) {
         const bool csv = cfg.export_format == "csv";
         std::ios::sync_with_stdio(false);
         if (csv) std::cout << "position,stream,stream_version,type,effective_at,recorded_at,data,metadata,prev_hash,hash\n";
-        std::int64_t after = 0;
-        for (;;) {
-            // One short transaction per page: memory stays one page, whatever the log's size.
-            std::vector<store::recorded_event> page;
-            {
-                pqxx::read_transaction tx(conn);
-                page = store::read_all(tx, after, page_size);
-            }
-            if (page.empty()) break;
+        store::for_each_page(conn, 0, page_size, [&](const std::vector<store::recorded_event>& page) {
             for (const auto& e : page) {
                 if (cfg.since && e.effective_at < *cfg.since) continue;
                 if (!cfg.stream_prefix.empty() && !e.stream.starts_with(cfg.stream_prefix)) continue;
@@ -254,9 +229,9 @@ int run_export(const config& cfg) {
                     std::cout << json::serialize(views::event(e)) << '\n';
                 }
             }
-            after = page.back().position;
-            if (!std::cout) return 1;   // the reader went away
-        }
+            return static_cast<bool>(std::cout);   // stop when the reader went away
+        });
+        if (!std::cout) return 1;
         std::cout.flush();
         return 0;
     } catch (const std::exception& e) {

@@ -192,6 +192,30 @@ std::optional<std::string> conformance_checker::judge(const store::recorded_even
     return msg;
 }
 
+conformance_report check_conformance(pqxx::connection& c, const policy_registry& policies) {
+    conformance_checker checker(policies);
+    conformance_report report;
+    std::int64_t last = 0;
+    store::for_each_page(c, 0, 2000, [&](const std::vector<store::recorded_event>& page) {
+        for (const auto& e : page) {
+            if (auto bad = checker.check(e)) {
+                report.bad_position = e.position;
+                report.reason = std::move(*bad);
+                return false;
+            }
+            last = e.position;
+        }
+        return true;
+    });
+    report.conforming = checker.checked() - (report.bad_position ? 1 : 0);
+    if (!report.bad_position)
+        if (auto bad = checker.finish()) {
+            report.bad_position = last + 1;
+            report.reason = std::move(*bad);
+        }
+    return report;
+}
+
 std::optional<std::string> conformance_checker::finish() const {
     if (expected_.empty()) return std::nullopt;
     return "the log ends before " + std::string(ev::type_name(expected_.front().data)) + " on " +

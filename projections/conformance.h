@@ -48,4 +48,15 @@ private:
     std::int64_t checked_ = 0;
 };
 
+/// The whole log judged by a conformance_checker: how many events conformed (all of them, or those
+/// before the failure) and, when one fails (or the log ends inside a decision), its position and
+/// why.
+struct conformance_report {
+    std::int64_t conforming = 0;
+    std::optional<std::int64_t> bad_position;
+    std::string reason;
+};
+/// One streaming pass over the log on `c` (a page in memory at a time). Throws pqxx exceptions.
+[[nodiscard]] conformance_report check_conformance(pqxx::connection& c, const policy_registry& policies);
+
 } // namespace mqledger::projections

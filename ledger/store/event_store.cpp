@@ -455,6 +455,19 @@ std::vector<recorded_event> read_all(pqxx::transaction_base& tx, std::int64_t af
     return out;
 }
 
+void for_each_page(pqxx::connection& c, std::int64_t after_position, std::int64_t page_size,
+                   const std::function<bool(const std::vector<recorded_event>&)>& fn) {
+    for (;;) {
+        std::vector<recorded_event> page;
+        {
+            pqxx::read_transaction tx(c);
+            page = read_all(tx, after_position, page_size);
+        }
+        if (page.empty() || !fn(page)) return;
+        after_position = page.back().position;
+    }
+}
+
 head_info head(pqxx::transaction_base& tx) {
     const auto r = tx.exec("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1");
     if (r.empty()) return {0, std::string(genesis_hash)};

@@ -187,6 +187,13 @@ private:
 [[nodiscard]] std::vector<recorded_event> read_all(pqxx::transaction_base& tx, std::int64_t after_position,
                                                    std::int64_t limit);
 
+/// Reads every event after `after_position` in position order, `page_size` at a time, each page in
+/// its own short read-only transaction on `c` (memory stays one page whatever the log's size),
+/// and hands each page to `fn`, which returns false to stop. Throws pqxx exceptions and whatever
+/// `fn` throws.
+void for_each_page(pqxx::connection& c, std::int64_t after_position, std::int64_t page_size,
+                   const std::function<bool(const std::vector<recorded_event>&)>& fn);
+
 /// The last position and hash. Throws pqxx exceptions.
 [[nodiscard]] head_info head(pqxx::transaction_base& tx);
 

@@ -434,15 +434,9 @@ namespace {
 // Everything in the log judged by the conformance checker; the first failure, if any.
 std::optional<std::pair<std::int64_t, std::string>> first_nonconforming(const std::string& url,
                                                                         const policy_registry& policies) {
-    proj::conformance_checker checker(policies);
     pqxx::connection c(url);
-    pqxx::read_transaction tx(c);
-    std::int64_t last = 0;
-    for (const auto& e : store::read_all(tx, 0, 1000000)) {
-        if (auto bad = checker.check(e)) return std::make_pair(e.position, *bad);
-        last = e.position;
-    }
-    if (auto bad = checker.finish()) return std::make_pair(last + 1, *bad);
+    const auto r = proj::check_conformance(c, policies);
+    if (r.bad_position) return std::make_pair(*r.bad_position, r.reason);
     return std::nullopt;
 }
 
