@@ -21,24 +21,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string str(const json::value& v) {
-    if (v.is_string()) return std::string(v.as_string());
-    return json::serialize(v);
-}
-
-std::int64_t num(const json::value& v) {
-    if (v.is_int64()) return v.as_int64();
-    if (v.is_uint64()) return static_cast<std::int64_t>(v.as_uint64());
-    if (v.is_double()) return static_cast<std::int64_t>(v.as_double());
-    throw std::runtime_error("not a number: " + json::serialize(v));
-}
-
-std::vector<std::string> strings(const json::value& v) {
-    std::vector<std::string> out;
-    if (!v.is_array()) return out;
-    for (const auto& e : v.as_array()) out.push_back(str(e));
-    return out;
-}
 
 /// error[k] of an error body, or null.
 json::value err(const http_result& r, std::string_view k) {

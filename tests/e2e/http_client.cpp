@@ -361,4 +361,23 @@ std::string sha256_hex(std::string_view token) {
     return out;
 }
 
+std::string str(const boost::json::value& v) {
+    if (v.is_string()) return std::string(v.as_string());
+    return boost::json::serialize(v);
+}
+
+std::int64_t num(const boost::json::value& v) {
+    if (v.is_int64()) return v.as_int64();
+    if (v.is_uint64()) return static_cast<std::int64_t>(v.as_uint64());
+    if (v.is_double()) return static_cast<std::int64_t>(v.as_double());
+    throw std::runtime_error("not a number: " + boost::json::serialize(v));
+}
+
+std::vector<std::string> strings(const boost::json::value& v) {
+    std::vector<std::string> out;
+    if (!v.is_array()) return out;
+    for (const auto& e : v.as_array()) out.push_back(str(e));
+    return out;
+}
+
 } // namespace mqledger::test

@@ -153,6 +153,13 @@ private:
     std::filesystem::path path_;
 };
 
+/// A JSON value as text: a string's contents, anything else serialised.
+[[nodiscard]] std::string str(const boost::json::value& v);
+/// A JSON number as an integer (doubles truncated); throws std::runtime_error otherwise.
+[[nodiscard]] std::int64_t num(const boost::json::value& v);
+/// A JSON array as texts (str of each element); empty for a non-array.
+[[nodiscard]] std::vector<std::string> strings(const boost::json::value& v);
+
 /// Lower-case hex SHA-256 of `token`: what a tokens file holds.
 [[nodiscard]] std::string sha256_hex(std::string_view token);
 

@@ -22,24 +22,6 @@ namespace {
 
 constexpr const char* start_time = "2026-03-13T06:00:00Z";   // 14:00 Asia/Shanghai
 
-std::string str(const json::value& v) {
-    if (v.is_string()) return std::string(v.as_string());
-    return json::serialize(v);
-}
-
-std::int64_t num(const json::value& v) {
-    if (v.is_int64()) return v.as_int64();
-    if (v.is_uint64()) return static_cast<std::int64_t>(v.as_uint64());
-    if (v.is_double()) return static_cast<std::int64_t>(v.as_double());
-    throw std::runtime_error("not a number: " + json::serialize(v));
-}
-
-std::vector<std::string> strings(const json::value& v) {
-    std::vector<std::string> out;
-    if (!v.is_array()) return out;
-    for (const auto& e : v.as_array()) out.push_back(str(e));
-    return out;
-}
 
 bool has(const std::vector<std::string>& list, const std::string& s) {
     return std::find(list.begin(), list.end(), s) != list.end();
