@@ -1,22 +1,11 @@
 #include "daemon/db_pool.h"
 
+#include "ledger/store/conninfo.h"
+
 namespace mqledger {
 
-namespace {
-
-// A bounded connect: a request (or a scrape) must not hang for libpq's default of forever when
-// the server is unreachable. An explicit connect_timeout in the URL wins.
-std::string with_connect_timeout(std::string conninfo) {
-    if (conninfo.find("connect_timeout") != std::string::npos) return conninfo;
-    if (conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0)
-        return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=5";
-    return conninfo + " connect_timeout=5";
-}
-
-} // namespace
-
 db_pool::db_pool(std::string conninfo, std::size_t size, std::function<void(pqxx::connection&)> prepare)
-    : conninfo_(with_connect_timeout(std::move(conninfo))), size_(size == 0 ? 1 : size), prepare_(std::move(prepare)) {}
+    : conninfo_(store::for_daemon(conninfo)), size_(size == 0 ? 1 : size), prepare_(std::move(prepare)) {}
 
 db_pool::~db_pool() = default;
 

@@ -19,6 +19,7 @@ struct metrics::impl {
     prometheus::Family<prometheus::Counter>* requests = nullptr;
     prometheus::Family<prometheus::Histogram>* durations = nullptr;
     prometheus::Gauge* database_up = nullptr;
+    prometheus::Gauge* timer_leader = nullptr;
     prometheus::Family<prometheus::Counter>* events = nullptr;
     prometheus::Family<prometheus::Counter>* releases = nullptr;
     prometheus::Histogram* append_seconds = nullptr;
@@ -56,6 +57,11 @@ metrics::metrics(std::string_view version) : impl_(std::make_unique<impl>()) {
                               .Help("1 when the last readiness probe reached the database, else 0")
                               .Register(*impl_->registry)
                               .Add({});
+    impl_->timer_leader = &prometheus::BuildGauge()
+                               .Name("mqledger_timer_leader")
+                               .Help("1 while this daemon fires the timers (holds the leader lock), else 0")
+                               .Register(*impl_->registry)
+                               .Add({});
     impl_->events = &prometheus::BuildCounter()
                          .Name("mqledger_events_appended_total")
                          .Help("Events appended to the ledger, by type")
@@ -147,6 +153,7 @@ void metrics::observe_request(std::string_view method, std::string_view route, i
 }
 
 void metrics::set_database_up(bool up) { impl_->database_up->Set(up ? 1 : 0); }
+void metrics::set_timer_leader(bool leading) { impl_->timer_leader->Set(leading ? 1 : 0); }
 
 std::string metrics::exposition() const {
     if (impl_->scrape_hook) impl_->scrape_hook();

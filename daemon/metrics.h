@@ -32,6 +32,8 @@ public:
 
     /// mqledger_database_up: 1 when the last readiness probe reached the database.
     void set_database_up(bool up);
+    /// Timer leadership of this daemon (mqledger_timer_leader).
+    void set_timer_leader(bool leading);
 
     /// Events appended by one append (counted by type; releases also by cause) and its duration.
     void observe_append(const std::vector<std::pair<std::string, std::string>>& type_and_release_cause,

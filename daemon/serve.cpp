@@ -15,6 +15,7 @@
 #include "daemon/version.h"
 
 #include "ledger/clock.h"
+#include "ledger/store/conninfo.h"
 #include "ledger/store/digest.h"
 #include "ledger/store/event_store.h"
 #include "ledger/store/migrate.h"
@@ -90,7 +91,7 @@ int run_serve(const config& cfg) {
     std::atomic<bool> ready_sent{false};
     std::atomic<int> last_readiness{-1};
     readiness_monitor readiness(
-        [url = cfg.database_url] { return store::check_ready(url); },
+        [url = store::for_daemon(cfg.database_url)] { return store::check_ready(url); },
         [&](store::readiness r) {
             m.set_database_up(r != store::readiness::unreachable);
             if (last_readiness.exchange(static_cast<int>(r)) != static_cast<int>(r))
@@ -149,7 +150,12 @@ int run_serve(const config& cfg) {
                    [&timers_ptr](time_point due) {
                        if (timers_ptr) timers_ptr->notify(due);
                    }});
-    timer_service timers(eng, now_source, !manual);
+    // Under the system clock several daemons may share the database: one leads the timers. A
+    // manual clock is one daemon's private time, so it fires for itself (POST /v1/clock).
+    timer_service timers(eng, now_source, !manual,
+                         manual ? nullptr : std::make_unique<leader_lock>(cfg.database_url),
+                         [&m](bool leading) { m.set_timer_leader(leading); });
+    m.set_timer_leader(manual != nullptr);
     timers_ptr = &timers;
 
     m.on_scrape([&reads, &now_source, &m] {

@@ -14,8 +14,11 @@ namespace {
 constexpr auto retry_after = std::chrono::seconds(1);
 } // namespace
 
-timer_service::timer_service(engine& eng, const mqledger::clock& clk, bool automatic, std::chrono::milliseconds poll)
-    : engine_(eng), clock_(clk), automatic_(automatic), poll_(poll), timer_(ioc_) {}
+timer_service::timer_service(engine& eng, const mqledger::clock& clk, bool automatic,
+                             std::unique_ptr<leader_lock> leadership, std::function<void(bool)> on_leadership,
+                             std::chrono::milliseconds poll)
+    : engine_(eng), clock_(clk), automatic_(automatic), leadership_(std::move(leadership)),
+      on_leadership_(std::move(on_leadership)), poll_(poll), timer_(ioc_) {}
 
 timer_service::~timer_service() { stop(); }
 
@@ -38,6 +41,27 @@ void timer_service::stop() {
     if (stopping_.exchange(true)) return;
     ioc_.stop();
     if (thread_.joinable()) thread_.join();
+    // Hand leadership over at once rather than when the process exits.
+    if (leadership_) leadership_->release();
+}
+
+// Whether this daemon may fire now; logs and reports changes of leadership.
+bool timer_service::lead() {
+    if (!leadership_) return true;
+    const auto s = leadership_->check();
+    const bool now_leading = s == leader_lock::status::leader;
+    if (now_leading != leading_.exchange(now_leading)) {
+        if (now_leading)
+            log_line(log_level::info, "timer leader: this daemon fires the timers");
+        else
+            log_line(log_level::warn, "timer leadership lost",
+                     {{"reason", s == leader_lock::status::unknown ? "database unreachable"
+                                                                    : "another daemon holds the lock"}});
+        if (on_leadership_) on_leadership_(now_leading);
+    }
+    // Another daemon leads and does the catching up; this one is ready to serve.
+    if (s == leader_lock::status::follower) caught_up_ = true;
+    return now_leading;
 }
 
 void timer_service::notify(time_point due) {
@@ -59,6 +83,11 @@ void timer_service::arm(time_point when) {
 
 void timer_service::fire() {
     armed_for_.reset();
+    if (!lead()) {
+        // Ask again soon: when the leader dies its session ends and the lock is free.
+        arm(clock_.now() + poll_);
+        return;
+    }
     const auto now = clock_.now();
     try {
         const auto fired = engine_.fire_due(now);

@@ -10,7 +10,8 @@
 #   deploy/pg.sh admin-url   the owner's libpq URL (user postgres, a superuser)
 #
 # The cluster lives in ./var/pg (repo-relative), its unix socket in ./var/run, TCP only on
-# 127.0.0.1:54329. Authentication is `trust` for local and loopback connections: this is a
+# 127.0.0.1:54329. MQLEDGER_PG_VAR and MQLEDGER_PG_PORT move it (the tests start private clusters
+# this way, to stop and start them under load without disturbing the shared one). Authentication is `trust` for local and loopback connections: this is a
 # development and test cluster, never a production one. fsync and synchronous_commit stay on
 # because the benchmarks measure durable appends.
 #
@@ -21,7 +22,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 pgbin="${MQLEDGER_PG_BIN:-/usr/lib/postgresql/15/bin}"
 port="${MQLEDGER_PG_PORT:-54329}"
-var="$root/var"
+var="${MQLEDGER_PG_VAR:-$root/var}"
 data="$var/pg"
 run="$var/run"
 log="$var/pg.log"
@@ -62,7 +63,8 @@ psql_admin() { # psql as the superuser over the socket, stopping at the first er
 ensure_traversable() {
     [[ "$server_user" == postgres && "$(id -u)" == 0 ]] || return 0
     local path="" part
-    IFS='/' read -r -a parts <<<"${root#/}"
+    mkdir -p "$var"
+    IFS='/' read -r -a parts <<<"$(cd "$var" && pwd -P | sed 's|^/||')"
     for part in "" "${parts[@]}"; do
         [[ -n "$part" ]] && path="$path/$part"
         local dir="${path:-/}"

@@ -1,6 +1,7 @@
 #include "ledger/store/event_store.h"
 
 #include "ledger/canonical_json.h"
+#include "ledger/store/conninfo.h"
 #include "ledger/store/hash_chain.h"
 #include "ledger/store/pg_text.h"
 
@@ -141,7 +142,7 @@ std::optional<append_result> prepare(append_request& req, std::vector<std::strin
 } // namespace
 
 event_store::event_store(std::string conninfo, const mqledger::clock& clk, store_options options)
-    : conninfo_(std::move(conninfo)), clock_(clk), options_(std::move(options)) {
+    : conninfo_(for_daemon(conninfo)), clock_(clk), options_(std::move(options)) {
     writer_ = std::thread([this] { run(); });
 }
 
