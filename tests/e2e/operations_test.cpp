@@ -10,7 +10,14 @@
 
 #include <boost/json.hpp>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <csignal>
+#include <cstring>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -363,4 +370,81 @@ TEST_CASE("deploy: the example config file is accepted by `mqledger serve` as it
     REQUIRE(r.outcome == config_result::kind::run);
     CHECK(r.cfg.tokens_file == "/etc/mqledger/tokens");
     CHECK(r.cfg.workers == 64);
+}
+
+namespace {
+
+// The receiving end of systemd's notify protocol: a datagram socket the daemon finds through
+// NOTIFY_SOCKET, as systemd's would be.
+class notify_socket {
+public:
+    explicit notify_socket(std::filesystem::path path) : path_(std::move(path)) {
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd_ >= 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        REQUIRE(path_.string().size() < sizeof addr.sun_path);
+        std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    }
+    ~notify_socket() { ::close(fd_); }
+    notify_socket(const notify_socket&) = delete;
+    notify_socket& operator=(const notify_socket&) = delete;
+
+    /// Every message received within `window` (each may hold several NAME=VALUE lines).
+    std::vector<std::string> receive(std::chrono::milliseconds window) const {
+        std::vector<std::string> out;
+        const auto until = steady::now() + window;
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()).count();
+            if (left <= 0) return out;
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+            char buf[4096];
+            const auto n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n > 0) out.emplace_back(buf, static_cast<std::size_t>(n));
+        }
+    }
+
+private:
+    std::filesystem::path path_;
+    int fd_ = -1;
+};
+
+int count_of(const std::vector<std::string>& messages, const std::string& line) {
+    int n = 0;
+    for (const auto& m : messages) {
+        std::istringstream in(m);
+        for (std::string l; std::getline(in, l);) n += l == line;
+    }
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("systemd notify (Type=notify): WATCHDOG=1 every WatchdogSec/2 from the event loop, READY=1 once only "
+          "when the database is reachable and migrated, STOPPING=1 on SIGTERM (issue 6)",
+          "[e2e][operations]") {
+    scratch_database db;   // not migrated yet
+    temp_dir tmp;
+    const notify_socket sock(tmp.path() / "notify");
+    const auto port = free_port();
+    daemon_process d(system_clock_args(port, db.url()), port,
+                     {{"NOTIFY_SOCKET", (tmp.path() / "notify").string()}, {"WATCHDOG_USEC", "400000"}});
+
+    // 1.5 s unmigrated: the watchdog is fed (every 200 ms), but no READY=1.
+    const auto before = sock.receive(1500ms);
+    CHECK(count_of(before, "WATCHDOG=1") >= 4);
+    CHECK(count_of(before, "READY=1") == 0);
+    CHECK(d.client().get("/readyz").status == 503);
+
+    REQUIRE(run_mqledger({"migrate", "--database-url", db.url()}).exit_code == 0);
+    const auto after = sock.receive(3000ms);
+    CHECK(count_of(after, "READY=1") == 1);
+    CHECK(count_of(after, "WATCHDOG=1") >= 8);
+
+    CHECK(d.stop(SIGTERM) == 0);
+    const auto last = sock.receive(300ms);
+    CHECK(count_of(last, "STOPPING=1") == 1);
+    CHECK(count_of(last, "READY=1") == 0);
 }
