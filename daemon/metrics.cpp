@@ -1,5 +1,8 @@
 #include "daemon/metrics.h"
 
+#include "ledger/events.h"
+#include "ledger/instance.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -24,6 +27,10 @@ struct metrics::impl {
     prometheus::Family<prometheus::Counter>* releases = nullptr;
     prometheus::Histogram* append_seconds = nullptr;
     prometheus::Family<prometheus::Histogram>* lateness = nullptr;
+    // Timer lateness: from milliseconds (the system clock's target is 100 ms) to a day (catch-up
+    // after downtime, manual clock jumps).
+    const prometheus::Histogram::BucketBoundaries late_buckets{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                                               5,     60,    600,  3600,  21600, 86400};
     prometheus::Family<prometheus::Gauge>* instances = nullptr;
     prometheus::Gauge* timers_pending = nullptr;
     prometheus::Family<prometheus::Gauge>* pending_releases = nullptr;
@@ -102,6 +109,15 @@ metrics::metrics(std::string_view version) : impl_(std::make_unique<impl>()) {
                                 .Help("Position of the last event in the ledger")
                                 .Register(*impl_->registry)
                                 .Add({});
+
+    // Every series of a counter or histogram exists from the start, at zero: Prometheus takes a
+    // series' first sample as its baseline, so a series born at its first increment would hide
+    // that increment from rate() and increase().
+    for (const auto type : events::all_type_names()) impl_->events->Add({{"type", std::string(type)}});
+    for (const auto cause : {events::release_cause::deadline, events::release_cause::force_delete})
+        impl_->releases->Add({{"cause", std::string(events::to_string(cause))}});
+    for (int k = 0; k <= static_cast<int>(timer_kind::force_delete); ++k)
+        impl_->lateness->Add({{"kind", std::string(to_string(static_cast<timer_kind>(k)))}}, impl_->late_buckets);
 }
 
 void metrics::observe_append(const std::vector<std::pair<std::string, std::string>>& type_and_release_cause,
@@ -114,9 +130,7 @@ void metrics::observe_append(const std::vector<std::pair<std::string, std::strin
 }
 
 void metrics::observe_timer(std::string_view kind, double late_seconds) {
-    static const prometheus::Histogram::BucketBoundaries late{0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                              0.25,  0.5,   1,    5,     60,   3600};
-    impl_->lateness->Add({{"kind", std::string(kind)}}, late).Observe(late_seconds < 0 ? 0 : late_seconds);
+    impl_->lateness->Add({{"kind", std::string(kind)}}, impl_->late_buckets).Observe(late_seconds < 0 ? 0 : late_seconds);
 }
 
 void metrics::set_projection_figures(const projection_figures& f) {

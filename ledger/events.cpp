@@ -18,6 +18,8 @@ static_assert(names.size() == std::variant_size_v<event>, "every event alternati
 
 std::string_view type_name(const event& e) noexcept { return names[e.index()]; }
 
+std::vector<std::string_view> all_type_names() { return {names.begin(), names.end()}; }
+
 std::string_view to_string(expiry_cause c) noexcept {
     switch (c) {
     case expiry_cause::term_ended: return "term_ended";

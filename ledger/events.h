@@ -80,6 +80,9 @@ using event = std::variant<
 
 /// The dotted type name of an event ("instance.released", "account.funds_added").
 [[nodiscard]] std::string_view type_name(const event& e) noexcept;
+/// Every event type name, in the order of the `event` variant (e.g. to expose a metric series
+/// per type at zero before the first one is appended). Thread-safe.
+[[nodiscard]] std::vector<std::string_view> all_type_names();
 [[nodiscard]] std::string_view to_string(expiry_cause c) noexcept;
 [[nodiscard]] std::string_view to_string(release_cause c) noexcept;
 

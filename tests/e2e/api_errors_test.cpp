@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <functional>
 #include <map>
 #include <set>
@@ -677,6 +678,8 @@ TEST_CASE("api errors: concurrent commands while the clock moves — every hourl
     }
     std::atomic<bool> done{false};
     std::atomic<int> failures{0};
+    std::mutex failure_mu;
+    std::string first_failure;
     std::vector<std::thread> workers;
     for (int w = 0; w < 3; ++w)
         workers.emplace_back([&, w] {
@@ -684,7 +687,11 @@ TEST_CASE("api errors: concurrent commands while the clock moves — every hourl
                 const auto id = "k-" + std::to_string((w + n) % instances);
                 const auto r = l.post("/v1/instances/" + id + "/topics",
                                       json::object{{"name", "w" + std::to_string(w) + "-" + std::to_string(n)}});
-                if (r.status != 201 && r.status != 200) ++failures;
+                if (r.status != 201 && r.status != 200) {
+                    ++failures;
+                    std::lock_guard lock(failure_mu);
+                    if (first_failure.empty()) first_failure = std::to_string(r.status) + " " + r.body;
+                }
             }
         });
     for (int h = 0; h < hours; ++h) {
@@ -693,6 +700,7 @@ TEST_CASE("api errors: concurrent commands while the clock moves — every hourl
     }
     done = true;
     for (auto& t : workers) t.join();
+    INFO("first failure: " << first_failure);
     CHECK(failures == 0);
 
     for (int i = 0; i < instances; ++i) {
