@@ -1,8 +1,11 @@
 #include "daemon/auth.h"
 
+#include "ledger/canonical_json.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <set>
@@ -93,7 +96,14 @@ token_table token_table::parse(std::string_view text, std::string_view source) {
         if (hex.size() != 64)
             fail("the token digest must be 64 hex digits (SHA-256), found " + std::to_string(hex.size()) +
                  " characters");
-        entry e{*who, std::string(fields[1]), {}};
+        // The name is recorded as the actor in every event's jsonb metadata, which refuses
+        // invalid UTF-8: such a token could authenticate but never write anything.
+        const auto name = fields[1];
+        if (!valid_utf8(name) || std::any_of(name.begin(), name.end(), [](char c) {
+                return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+            }))
+            fail("the name must be UTF-8 text without control characters");
+        entry e{*who, std::string(name), {}};
         for (std::size_t i = 0; i < 32; ++i) {
             const int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
             if (hi < 0 || lo < 0) fail("the token digest is not hexadecimal");

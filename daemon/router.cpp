@@ -85,6 +85,24 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
 
 namespace {
 
+// The request as an error message may quote it. Beast passes bytes 0x80-0xFF of the target
+// through, not necessarily as UTF-8, and the message goes into a JSON body: such bytes and
+// control characters are shown percent-encoded.
+std::string shown(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (c < 0x20 || c >= 0x7f) {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 std::vector<std::string_view> split_path(std::string_view path) {
     std::vector<std::string_view> out;
     // path starts with '/': every '/' opens a segment (so "/a/" has a trailing empty one).
@@ -166,7 +184,7 @@ response router::dispatch(const request& req, const responder* done, bool& defer
         const auto qmark = target.find('?');
         const std::string_view raw_path = target.substr(0, qmark);
         if (raw_path.empty() || raw_path.front() != '/')
-            return error_response(404, "not_found", "no route for " + req.method + " " + std::string(raw_path));
+            return error_response(404, "not_found", "no route for " + shown(req.method) + " " + shown(raw_path));
 
         std::vector<std::string> segs;
         for (auto s : split_path(raw_path)) {
@@ -182,7 +200,7 @@ response router::dispatch(const request& req, const responder* done, bool& defer
         }
         const auto found = matches(segs);
         if (found.empty())
-            return error_response(404, "not_found", "no route for " + req.method + " " + std::string(raw_path));
+            return error_response(404, "not_found", "no route for " + shown(req.method) + " " + shown(raw_path));
 
         const match* best = nullptr;
         std::set<std::string> allow;
@@ -194,7 +212,7 @@ response router::dispatch(const request& req, const responder* done, bool& defer
             std::string allow_list;
             for (const auto& a : allow) allow_list += (allow_list.empty() ? "" : ", ") + a;
             auto r = error_response(405, "method_not_allowed",
-                                    req.method + " is not allowed on " + std::string(raw_path) + " (allowed: " +
+                                    shown(req.method) + " is not allowed on " + shown(raw_path) + " (allowed: " +
                                         allow_list + ")");
             r.headers.push_back({"Allow", allow_list});
             r.route = found.front().r->pattern;

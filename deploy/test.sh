@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build and run the whole test suite against the embedded PostgreSQL: first the normal build in
 # build/, then a Debug build with AddressSanitizer and UBSan in build-asan/ (skip it with
-# MQLEDGER_SKIP_ASAN=1 for quick local runs). Exits non-zero if anything failed.
+# MQLEDGER_SKIP_ASAN=1 for quick local runs), then a short libFuzzer run of every harness with
+# clang in build-fuzz/ (MQLEDGER_SKIP_FUZZ=1 skips it; MQLEDGER_FUZZ_SECONDS, default 20).
+# Exits non-zero if anything failed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$root"
@@ -25,6 +27,16 @@ if [[ "${MQLEDGER_SKIP_ASAN:-0}" != 1 ]]; then
         ctest --test-dir build-asan --output-on-failure -j2 || status=1
 else
     echo "== sanitizer build skipped (MQLEDGER_SKIP_ASAN=1)" >&2
+fi
+
+# The libFuzzer harnesses (clang, build-fuzz/): a short run of each on its seed corpus, so CI
+# catches a parser that a known input or a few seconds of mutation breaks. Longer runs:
+# `bash tests/fuzz/run.sh 600`.
+if [[ "${MQLEDGER_SKIP_FUZZ:-0}" != 1 ]]; then
+    echo "== fuzzing, ${MQLEDGER_FUZZ_SECONDS:-20} s per harness (build-fuzz/)" >&2
+    bash tests/fuzz/run.sh "${MQLEDGER_FUZZ_SECONDS:-20}" || status=1
+else
+    echo "== fuzzing skipped (MQLEDGER_SKIP_FUZZ=1)" >&2
 fi
 
 if ((status)); then echo "test.sh: FAILED" >&2; else echo "test.sh: all passed" >&2; fi
