@@ -11,6 +11,16 @@
 //       instances and spreads its topics over them round robin (fewer topics per instance);
 //       --accounts 1 bills every instance to one account (commands then share its lock).
 //
+//   bench_http --url ... --rate R [--duration S] [--report-every 10] [--connections 64] [--instances 1]
+//       Open loop at a steady R requests/s (bench/soak.sh): the same set-up, then request n of
+//       connection i is sent at t0 + (n * connections + i) / R, alternately
+//       `POST /v1/instances/{id}/topics {"name": X}` and `DELETE /v1/instances/{id}/topics/X`,
+//       so the instances do not grow however long it runs (the log does: one event each).
+//       Latency is measured from the scheduled send time, so a stall also delays and counts the
+//       requests queued behind it. Every --report-every seconds one line:
+//         steady interval=I end_s=T answered=N ok=N ok_per_s=X p50_ms=X p99_ms=X max_ms=X non_2xx=N
+//       then the whole run's figures. --duration defaults to --seconds.
+//
 //   bench_http --url ... --get /healthz
 //       GET PATH instead of commands, no setup: the load generator's own ceiling on this machine.
 //
@@ -27,6 +37,7 @@
 // Not a test: it prints figures; bench/README.md records them. Exit status 1 on a setup error
 // or a settlement count that does not match; a missed target alone is not an error.
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -79,6 +90,9 @@ struct options {
     long accounts = 0;                  // --accounts A; 0: one per connection, or per 1,000 for --settlement
     long settlement = 0;   // 0: throughput mode
     std::string get_path;  // --get PATH: GET PATH instead of commands, no setup (the generator's own ceiling)
+    double rate = 0;          // --rate R: open loop at R requests/s (0: closed loop)
+    double duration = 0;      // --duration S for --rate; 0: --seconds
+    double report_every = 10; // --report-every S for --rate
     std::string prefix;
 };
 
@@ -243,6 +257,7 @@ std::string instance_id(const options& o, long k) { return o.prefix + "-i" + std
 std::string account_body(const std::string& id) {
     return json::serialize(json::object{{"account_id", id}, {"currency", "CNY"}});
 }
+std::string topic_body(const std::string& name) { return json::serialize(json::object{{"name", name}}); }
 std::string funds_body() { return json::serialize(json::object{{"amount", account_funds}, {"reference", "bench"}}); }
 std::string instance_body(const options& o, long k, long accounts) {
     return json::serialize(json::object{{"instance_id", instance_id(o, k)},
@@ -408,6 +423,147 @@ int throughput(const target& t, const options& o) {
     return 0;
 }
 
+// Latencies and answers of the requests that completed inside one reporting interval.
+struct interval_stats {
+    std::vector<std::uint32_t> latency_us;
+    std::uint64_t ok = 0;
+    std::map<unsigned, std::uint64_t> non_2xx;   // status → count; 0 = transport error
+};
+
+std::uint64_t count_of(const std::map<unsigned, std::uint64_t>& m) {
+    std::uint64_t n = 0;
+    for (const auto& [k, v] : m) n += v;
+    return n;
+}
+
+void print_non_2xx(const std::map<unsigned, std::uint64_t>& m) {
+    for (const auto& [k, v] : m)
+        std::printf(" %s=%llu", k == 0 ? "transport-error" : std::to_string(k).c_str(), static_cast<unsigned long long>(v));
+}
+
+// --rate: a steady open-loop load (see the header). Each connection keeps its own schedule; a
+// reporter coroutine prints each interval once it is over.
+int steady_rate(const target& t, const options& o) {
+    std::printf("setup: %d payg Kafka instance(s) per connection...\n", o.instances_per_connection);
+    std::fflush(stdout);
+    const long instances = static_cast<long>(o.connections) * o.instances_per_connection;
+    const long accounts = std::min(instances, o.accounts > 0 ? o.accounts : o.connections);
+    const double setup_s = set_up(t, o, instances, accounts);
+    const double duration = o.duration > 0 ? o.duration : o.seconds;
+    const auto intervals = static_cast<std::size_t>(std::ceil(duration / o.report_every));
+    std::printf("setup: %ld payg Kafka instances on %ld account(s) created and running in %.1f s\n", instances,
+                accounts, setup_s);
+    std::printf("steady: %g requests/s over %d connections for %g s (open loop; latency from the scheduled send "
+                "time), topic create/delete pairs, a report every %g s\n",
+                o.rate, o.connections, duration, o.report_every);
+    std::fflush(stdout);
+
+    auto secs = [](double s) { return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s)); };
+    std::vector<interval_stats> buckets(intervals);
+    std::mutex m;
+    const auto t0 = steady::now() + std::chrono::milliseconds(200);
+    const auto t1 = t0 + secs(duration);
+    const double every = o.report_every;
+    auto record = [&](steady::time_point due, steady::time_point end, unsigned status) {
+        const auto idx = std::min(intervals - 1, static_cast<std::size_t>(std::max(
+                                                     0.0, std::chrono::duration<double>(end - t0).count() / every)));
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(end - due).count();
+        std::lock_guard lock(m);
+        auto& b = buckets[idx];
+        b.latency_us.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(us, UINT32_MAX)));
+        if (status >= 200 && status < 300) ++b.ok;
+        else ++b.non_2xx[status];
+    };
+    auto report = [&](std::size_t j) {
+        std::lock_guard lock(m);
+        auto& b = buckets[j];
+        std::sort(b.latency_us.begin(), b.latency_us.end());
+        const double span = std::min(every, duration - static_cast<double>(j) * every);
+        std::printf("steady interval=%zu end_s=%.0f answered=%zu ok=%llu ok_per_s=%.1f p50_ms=%.2f p99_ms=%.2f "
+                    "max_ms=%.2f non_2xx=%llu\n",
+                    j, static_cast<double>(j) * every + span, b.latency_us.size(), static_cast<unsigned long long>(b.ok),
+                    static_cast<double>(b.ok) / span, percentile(b.latency_us, 0.50), percentile(b.latency_us, 0.99),
+                    b.latency_us.empty() ? 0.0 : b.latency_us.back() / 1000.0,
+                    static_cast<unsigned long long>(count_of(b.non_2xx)));
+        std::fflush(stdout);
+    };
+
+    // Named, and alive until ioc.run() returns: a coroutine lambda's captures live in the lambda
+    // object, not in the coroutine frame (only parameters are copied there).
+    auto connection = [&](int i, client& c) -> awaitable<void> {
+        asio::steady_timer wait(co_await asio::this_coro::executor);
+        for (std::uint64_t n = 0;; ++n) {
+            const auto due = t0 + secs(static_cast<double>(n * static_cast<std::uint64_t>(o.connections) +
+                                                           static_cast<std::uint64_t>(i)) / o.rate);
+            if (due >= t1) break;
+            if (steady::now() < due) {
+                wait.expires_at(due);
+                co_await wait.async_wait(use_awaitable);
+            }
+            // Pair n/2 creates a topic and then deletes it, on the connection's instances in turn.
+            const auto pair = n / 2;
+            const auto id = instance_id(o, i + static_cast<long>(pair % static_cast<std::uint64_t>(
+                                                   o.instances_per_connection)) * o.connections);
+            const auto name = "s-" + std::to_string(pair);
+            unsigned status = 0;
+            try {
+                if (n % 2 == 0)
+                    status = (co_await c.call(bhttp::verb::post, "/v1/instances/" + id + "/topics",
+                                              topic_body(name))).status;
+                else
+                    status = (co_await c.call(bhttp::verb::delete_, "/v1/instances/" + id + "/topics/" + name,
+                                              "")).status;
+            } catch (const std::exception&) {
+                status = 0;   // transport error or timeout: counted; the next call reconnects
+            }
+            record(due, steady::now(), status);
+        }
+    };
+    auto reporter = [&]() -> awaitable<void> {
+        asio::steady_timer wait(co_await asio::this_coro::executor);
+        for (std::size_t j = 0; j < intervals; ++j) {
+            // A little after the interval's end: every request that completed in it is counted.
+            wait.expires_at(std::min(t0 + secs(static_cast<double>(j + 1) * every), t1) + std::chrono::milliseconds(100));
+            co_await wait.async_wait(use_awaitable);
+            report(j);
+        }
+    };
+    asio::io_context ioc(o.threads);
+    std::vector<std::unique_ptr<client>> clients;
+    std::exception_ptr first;
+    for (int i = 0; i < o.connections; ++i) {
+        clients.push_back(std::make_unique<client>(ioc.get_executor(), t));
+        asio::co_spawn(ioc, connection(i, *clients.back()), [&](std::exception_ptr e) {
+            std::lock_guard lock(m);
+            if (e && !first) first = e;
+        });
+    }
+    asio::co_spawn(ioc, reporter(), asio::detached);
+    std::vector<std::thread> pool;
+    for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { ioc.run(); });
+    ioc.run();
+    for (auto& th : pool) th.join();
+    if (first) std::rethrow_exception(first);
+
+    std::vector<std::uint32_t> all;
+    std::map<unsigned, std::uint64_t> non_2xx;
+    std::uint64_t ok = 0;
+    for (const auto& b : buckets) {
+        all.insert(all.end(), b.latency_us.begin(), b.latency_us.end());
+        ok += b.ok;
+        for (const auto& [k, v] : b.non_2xx) non_2xx[k] += v;
+    }
+    std::sort(all.begin(), all.end());
+    std::printf("steady total: %zu answered in %g s, %llu 2xx (%.1f/s of %g/s asked), latency ms p50 %.2f p99 %.2f "
+                "max %.2f, non-2xx %llu",
+                all.size(), duration, static_cast<unsigned long long>(ok), static_cast<double>(ok) / duration, o.rate,
+                percentile(all, 0.50), percentile(all, 0.99), all.empty() ? 0.0 : all.back() / 1000.0,
+                static_cast<unsigned long long>(count_of(non_2xx)));
+    print_non_2xx(non_2xx);
+    std::printf("\n");
+    return 0;
+}
+
 int settlement(const target& t, const options& o) {
     const long n = o.settlement;
     {   // The clock routes exist only with --clock manual.
@@ -496,7 +652,8 @@ void usage() {
     std::fprintf(stderr,
                  "usage: bench_http --url http://127.0.0.1:PORT [--token T] [--connections 64] [--seconds 10]\n"
                  "                  [--warmup 2] [--threads 1] [--instances 1] [--accounts A]\n"
-                 "                  [--prefix ID] [--settlement N | --get PATH]\n");
+                 "                  [--prefix ID] [--settlement N | --get PATH |\n"
+                 "                   --rate R [--duration S] [--report-every S]]\n");
 }
 
 } // namespace
@@ -523,10 +680,14 @@ int main(int argc, char** argv) {
         else if (a == "--settlement") o.settlement = std::atol(v.c_str());
         else if (a == "--prefix") o.prefix = v;
         else if (a == "--get") o.get_path = v;
+        else if (a == "--rate") o.rate = std::atof(v.c_str());
+        else if (a == "--duration") o.duration = std::atof(v.c_str());
+        else if (a == "--report-every") o.report_every = std::atof(v.c_str());
         else { usage(); return 2; }
     }
     if (o.url.empty() || o.connections < 1 || o.seconds <= 0 || o.warmup < 0 || o.threads < 1 || o.settlement < 0 ||
-        o.instances_per_connection < 1 || o.accounts < 0) {
+        o.instances_per_connection < 1 || o.accounts < 0 || o.rate < 0 || o.duration < 0 || o.report_every <= 0 ||
+        (o.rate > 0 && (o.settlement > 0 || !o.get_path.empty()))) {
         usage();
         return 2;
     }
@@ -535,6 +696,7 @@ int main(int argc, char** argv) {
         std::printf("bench_http: %s (%s), prefix %s\n", o.url.c_str(),
                     t.endpoints.front().address().to_string().c_str(), o.prefix.c_str());
         std::fflush(stdout);
+        if (o.rate > 0) return steady_rate(t, o);
         return o.settlement > 0 ? settlement(t, o) : throughput(t, o);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_http: %s\n", e.what());
