@@ -22,6 +22,11 @@ void add_clock_routes(http::router& r, manual_clock& clock, fire_due_fn fire_due
         const auto body = ctx.json_body();
         const auto* obj = body.if_object();
         if (!obj) throw http::api_error(400, "malformed", "expected an object {\"now\": TIME} or {\"advance_seconds\": N}");
+        // Strict like every other body (API.md: an unknown key is 400): a misspelt key must not
+        // be taken for a valid request that does something else.
+        for (const auto& kv : *obj)
+            if (kv.key() != "now" && kv.key() != "advance_seconds")
+                throw http::api_error(400, "malformed", "unknown key \"" + std::string(kv.key()) + "\"");
         const auto* now_v = obj->if_contains("now");
         const auto* adv_v = obj->if_contains("advance_seconds");
         if ((now_v == nullptr) == (adv_v == nullptr))

@@ -548,7 +548,8 @@ TEST_CASE("clock routes: GET now, POST forward only, malformed bodies", "[daemon
 
     CHECK(r.handle(make("POST", "/v1/clock", R"({"now": "tomorrow"})")).status == 422);
     for (const char* bad : {"", "nope", "[]", "{}", R"({"now": 5})", R"({"advance_seconds": "5"})",
-                            R"({"now": "2026-03-03T00:00:00Z", "advance_seconds": 1})"}) {
+                            R"({"now": "2026-03-03T00:00:00Z", "advance_seconds": 1})",
+                            R"({"advance_second": 60})", R"({"advance_seconds": 60, "fire": false})"}) {
         INFO(bad);
         res = r.handle(make("POST", "/v1/clock", bad));
         CHECK(res.status == 400);
