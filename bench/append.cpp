@@ -4,7 +4,8 @@
 //   build/bench/bench_append [--database-url ADMIN_URL] [--seconds N] [--keep-database yes]
 //
 // ADMIN_URL defaults to $MQLEDGER_TEST_DATABASE_URL (deploy/pg.sh admin-url). Not a test: it
-// prints figures; bench/README.md records them.
+// prints figures; bench/README.md records them. Lines `result: NAME VALUE` repeat each figure
+// for bench/run.
 #include "ledger/store/conninfo.h"
 #include "ledger/clock.h"
 #include "ledger/store/event_store.h"
@@ -205,13 +206,16 @@ int main(int argc, char** argv) {
             gc[i] = group_commit(url, producers[i], seconds, batches);
             std::printf("group commit, %2d producers:          %9.0f events/s  (%llu batches)\n", producers[i], gc[i],
                         static_cast<unsigned long long>(batches));
+            std::printf("result: append_%d %.6g\n", producers[i], gc[i]);
             std::fflush(stdout);
         }
         const double plain = plain_insert(url, 8, seconds);
         std::printf("plain single-row INSERT, 8 clients:  %9.0f rows/s\n", plain);
+        std::printf("result: plain_insert_8 %.6g\n", plain);
         std::fflush(stdout);
         const double batched = batched_insert(url, seconds);
         std::printf("1,000-row batched INSERT, 1 client:  %9.0f rows/s\n", batched);
+        std::printf("result: batched_insert_1000 %.6g\n", batched);
         std::printf("ratios: group commit 64 / plain INSERT 8 = %.1fx; group commit 64 / batched INSERT = %.2f;"
                     " group commit 8 / plain INSERT 8 = %.1fx\n",
                     gc[2] / plain, gc[2] / batched, gc[1] / plain);
@@ -219,6 +223,7 @@ int main(int argc, char** argv) {
         std::int64_t verified = 0;
         const double vs = verify_speed(url, 200000, verified);
         std::printf("verify_chain: %lld events at %.0f events/s\n", static_cast<long long>(verified), vs);
+        std::printf("result: verify_chain %.6g\n", vs);
         if (keep) std::printf("kept database %s\n", db.c_str());
         else exec_on(admin, "DROP DATABASE " + db + " WITH (FORCE)");
     } catch (const std::exception& e) {

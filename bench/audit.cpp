@@ -12,7 +12,8 @@
 //   conformance  the conformance checker over paged reads (verify's second check)
 //   compare      projections::compare (verify's third check)
 //   export       `mqledger export` as a child process to /dev/null: wall time and its peak RSS
-// and prints events/s against the targets. Not a test: figures go to bench/README.md.
+// and prints events/s against the targets. Not a test: figures go to bench/README.md. Lines
+// `result: NAME VALUE` repeat each figure for bench/run.
 #include "ledger/clock.h"
 #include "ledger/codec.h"
 #include "ledger/decide.h"
@@ -176,14 +177,17 @@ int main(int argc, char** argv) {
             w.drain();
             std::printf("populate: %lld events in %.1f s (%.0f events/s, no projections)\n",
                         static_cast<long long>(w.events), since(t0), static_cast<double>(w.events) / since(t0));
+            std::printf("result: populate_eps %.6g\n", static_cast<double>(w.events) / since(t0));
         }
         const auto total = store::head(url).position;
+        std::printf("result: events %lld\n", static_cast<long long>(total));
 
         auto report = [&](const char* what, double secs, std::int64_t n, bool targeted) {
             const double rate = static_cast<double>(n) / secs;
             std::printf("%-12s %10lld events in %6.2f s = %9.0f events/s", what, static_cast<long long>(n), secs, rate);
             if (targeted) std::printf("   target >= 300,000/s: %s", rate >= 300000 ? "PASS" : "SHORT");
-            std::printf("\n");
+            std::printf("\nresult: %s_eps %.6g\nresult: %s_s %.6g\n", what, rate, what, secs);
+            std::fflush(stdout);
         };
 
         t0 = std::chrono::steady_clock::now();
@@ -237,6 +241,7 @@ int main(int argc, char** argv) {
         report("export", secs, total, false);
         std::printf("export peak RSS: %.1f MB (sampled; exit %d)\n", static_cast<double>(peak_kb) / 1024.0,
                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        std::printf("result: export_rss_mb %.6g\n", static_cast<double>(peak_kb) / 1024.0);
 #endif
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_audit: %s\n", e.what());

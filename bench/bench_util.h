@@ -1,0 +1,199 @@
+// Helpers shared by the benchmarks that run a real `mqledger serve` as a child process
+// (bench_timers, bench_instances): scratch databases, a minimal blocking HTTP/1.1 GET over
+// loopback, the child's resident memory from /proc, and the machine-readable result lines that
+// bench/run collects. Header-only (bench/CMakeLists.txt makes one executable per bench/*.cpp).
+#pragma once
+
+#include "ledger/codec.h"
+#include "ledger/decide.h"
+#include "ledger/events.h"
+#include "ledger/store/event_store.h"
+
+#include <pqxx/pqxx>
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mqledger::bench {
+
+inline double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+inline void exec_on(const std::string& url, const std::string& sql) {
+    pqxx::connection c(url);
+    pqxx::nontransaction tx(c);
+    tx.exec(sql);
+}
+
+/// `result: NAME VALUE`: one figure per line for bench/run (the human lines stay as they are).
+inline void result(const char* name, double value) {
+    std::printf("result: %s %.10g\n", name, value);
+    std::fflush(stdout);
+}
+
+/// The append request of a decision's events (metadata as the daemon writes it).
+inline store::append_request request_of(const std::vector<pending_event>& evs) {
+    store::append_request r;
+    boost::json::object schema;
+    for (const auto& e : evs) {
+        if (r.streams.empty() || r.streams.back().stream != e.stream)
+            r.streams.push_back({e.stream, store::any_version, {}});
+        const auto type = std::string(events::type_name(e.data));
+        r.streams.back().events.push_back({type, codec::encode(e.data), e.effective_at});
+    }
+    r.metadata = {{"actor", "bench"}, {"policy_version", current_policy_version}};
+    return r;
+}
+
+inline void must(const decision& d) {
+    if (!d.ok()) {
+        std::fprintf(stderr, "refused: %s\n", d.refused->message.c_str());
+        std::exit(1);
+    }
+}
+
+/// Status code and body of `GET path` on 127.0.0.1:port; 0 when the connection failed.
+inline int http_get(int port, const std::string& path, std::string* body = nullptr, int timeout_ms = 10000) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return 0;
+    }
+    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+        ::close(fd);
+        return 0;
+    }
+    std::string all;
+    char buf[65536];
+    for (;;) {
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        all.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    if (all.rfind("HTTP/1.", 0) != 0 || all.size() < 12) return 0;
+    if (body) {
+        const auto p = all.find("\r\n\r\n");
+        *body = p == std::string::npos ? std::string() : all.substr(p + 4);
+        // The daemon answers /metrics with a length; a chunked body would need decoding.
+    }
+    return std::atoi(all.c_str() + 9);
+}
+
+/// A `/proc/PID/status` field in kB (VmRSS, VmHWM), or -1.
+inline long proc_kb(pid_t pid, const char* field) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    const auto len = std::strlen(field);
+    while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, field, len) == 0 && line[len] == ':') v = std::atol(line + len + 1);
+    std::fclose(f);
+    return v;
+}
+
+/// `mqledger serve` as a child process (stdout and stderr to `log`), stopped by the destructor.
+class daemon_process {
+public:
+    daemon_process(const std::string& binary, const std::string& url, int port, const std::string& log,
+                   const std::vector<std::string>& extra = {}) {
+        std::vector<std::string> args{binary, "serve", "--listen", "127.0.0.1:" + std::to_string(port),
+                                      "--database-url", url, "--insecure-no-auth"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        std::fflush(nullptr);
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (out >= 0) {
+                ::dup2(out, STDOUT_FILENO);
+                ::dup2(out, STDERR_FILENO);
+            }
+            std::vector<char*> argv;
+            for (auto& s : args) argv.push_back(s.data());
+            argv.push_back(nullptr);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+        if (pid_ < 0) throw std::runtime_error("fork failed");
+    }
+    ~daemon_process() { stop(); }
+    daemon_process(const daemon_process&) = delete;
+    daemon_process& operator=(const daemon_process&) = delete;
+
+    [[nodiscard]] pid_t pid() const { return pid_; }
+    [[nodiscard]] bool alive() {
+        if (pid_ <= 0) return false;
+        int st = 0;
+        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+            pid_ = -1;
+            return false;
+        }
+        return true;
+    }
+    /// SIGTERM, then SIGKILL after 15 s.
+    void stop() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGTERM);
+        for (int i = 0; i < 1500; ++i) {
+            int st = 0;
+            if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+                pid_ = -1;
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+};
+
+/// Seconds until GET /readyz answers 200 (polled every 2 ms), or nothing after `limit_s` or
+/// when the daemon exits.
+inline std::optional<double> wait_ready(daemon_process& d, int port, double limit_s,
+                                        std::chrono::steady_clock::time_point t0) {
+    while (since(t0) < limit_s) {
+        if (http_get(port, "/readyz", nullptr, 2000) == 200) return since(t0);
+        if (!d.alive()) return std::nullopt;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return std::nullopt;
+}
+
+inline bool port_free(int port) { return http_get(port, "/healthz", nullptr, 500) == 0; }
+
+/// Arguments `--key value` into the variable named by the key; unknown keys are an error.
+inline std::optional<std::string> arg_of(int argc, char** argv, const std::string& key) {
+    for (int i = 1; i + 1 < argc; ++i)
+        if (argv[i] == key) return std::string(argv[i + 1]);
+    return std::nullopt;
+}
+
+} // namespace mqledger::bench
