@@ -23,7 +23,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +67,61 @@ inline void must(const decision& d) {
         std::fprintf(stderr, "refused: %s\n", d.refused->message.c_str());
         std::exit(1);
     }
+}
+
+/// Writes `n` running Kafka subscriptions as real decided import events through `st` (accounts
+/// `acc-K` of 1,000 instances each, ids `ID_PREFIX-i`, running since `now - running_for`,
+/// expiring at `expires_at(i)`), 500 events per append with at most `in_flight` appends
+/// outstanding. Returns the number of events written; throws when an append fails.
+template <class ExpiresAt>
+std::int64_t import_subscriptions(store::event_store& st, const policy_registry& policies, time_point now, long n,
+                                  const std::string& id_prefix, duration running_for, ExpiresAt expires_at,
+                                  std::size_t in_flight) {
+    constexpr long per_account = 1000;
+    constexpr std::size_t per_request = 500;
+    std::int64_t events = 0;
+    std::vector<std::future<store::append_result>> pending;
+    auto drain = [&] {
+        for (auto& f : pending)
+            if (const auto r = f.get(); !r.ok()) throw std::runtime_error("append failed: " + r.message);
+        pending.clear();
+    };
+    std::vector<pending_event> evs;
+    for (long i = 0; i < n; ++i) {
+        const std::string acc = "acc-" + std::to_string(i / per_account);
+        if (i % per_account == 0) {
+            const auto d = decide(account_state{}, commands::command{commands::open_account{"CNY"}}, now, acc);
+            must(d);
+            evs.insert(evs.end(), d.events.begin(), d.events.end());
+        }
+        const std::string id = id_prefix + "-" + std::to_string(i);
+        instance_state s;
+        s.id = id;
+        const decide_context ctx{&policies.current(), id, account_facts{0, std::nullopt}};
+        commands::import_instance c;
+        c.details.instance_id = id;
+        c.details.account_id = acc;
+        c.details.prod = product::kafka;
+        c.details.bill = billing::subscription;
+        c.details.timezone = "Asia/Shanghai";
+        c.details.rate = price{price::unit::monthly, 30000};
+        c.details.term_months = 1;
+        c.details.auto_renew = auto_renew_setting{false, 7};
+        c.in_state = state::running;
+        c.state_since = now - running_for;
+        c.expires_at = expires_at(i);
+        const auto d = decide(s, commands::command{c}, now, ctx);
+        must(d);
+        evs.insert(evs.end(), d.events.begin(), d.events.end());
+        if (evs.size() >= per_request || i + 1 == n) {
+            events += static_cast<std::int64_t>(evs.size());
+            pending.push_back(st.append_async(request_of(evs)));
+            evs.clear();
+            if (pending.size() >= in_flight) drain();
+        }
+    }
+    drain();
+    return events;
 }
 
 /// Status code and body of `GET path` on 127.0.0.1:port; 0 when the connection failed.

@@ -32,7 +32,6 @@
 
 using namespace mqledger;
 using namespace mqledger::bench;
-namespace cmd = mqledger::commands;
 
 #ifndef MQLEDGER_BINARY
 #define MQLEDGER_BINARY "mqledger"
@@ -94,50 +93,10 @@ int main(int argc, char** argv) {
             store::store_options opts;
             if (populate == "observer") opts.observer = projector.observer();
             store::event_store st(url, clk, opts);
-            std::vector<std::future<store::append_result>> pending;
-            auto drain = [&] {
-                for (auto& f : pending)
-                    if (const auto r = f.get(); !r.ok()) throw std::runtime_error("append failed: " + r.message);
-                pending.clear();
-            };
-            const int per_account = 1000;
-            const int per_request = 500;
             const auto now = clk.now();
-            std::vector<pending_event> evs;
-            for (long i = 0; i < n; ++i) {
-                const std::string acc = "acc-" + std::to_string(i / per_account);
-                if (i % per_account == 0) {
-                    const auto d = decide(account_state{}, cmd::command{cmd::open_account{"CNY"}}, now, acc);
-                    must(d);
-                    evs.insert(evs.end(), d.events.begin(), d.events.end());
-                }
-                const std::string id = "i-" + std::to_string(i);
-                instance_state s;
-                s.id = id;
-                const decide_context ctx{&policies.current(), id, account_facts{0, std::nullopt}};
-                cmd::import_instance c;
-                c.details.instance_id = id;
-                c.details.account_id = acc;
-                c.details.prod = product::kafka;
-                c.details.bill = billing::subscription;
-                c.details.timezone = "Asia/Shanghai";
-                c.details.rate = price{price::unit::monthly, 30000};
-                c.details.term_months = 1;
-                c.details.auto_renew = auto_renew_setting{false, 7};
-                c.in_state = state::running;
-                c.state_since = now - std::chrono::hours(24 * 10);
-                c.expires_at = now + std::chrono::hours(24 * 30) + std::chrono::minutes(i % 10080);
-                const auto d = decide(s, cmd::command{c}, now, ctx);
-                must(d);
-                evs.insert(evs.end(), d.events.begin(), d.events.end());
-                if (evs.size() >= per_request || i + 1 == n) {
-                    events += static_cast<std::int64_t>(evs.size());
-                    pending.push_back(st.append_async(request_of(evs)));
-                    evs.clear();
-                    if (pending.size() >= 64) drain();
-                }
-            }
-            drain();
+            events = import_subscriptions(
+                st, policies, now, n, "i", std::chrono::hours(24 * 10),
+                [now](long i) { return now + std::chrono::hours(24 * 30) + std::chrono::minutes(i % 10080); }, 64);
         }
         const double append_s = since(t0);
         std::printf("populate: %lld events in %.1f s (%.0f events/s%s)\n", static_cast<long long>(events), append_s,

@@ -26,7 +26,6 @@
 
 using namespace mqledger;
 using namespace mqledger::bench;
-namespace cmd = mqledger::commands;
 
 #ifndef MQLEDGER_BINARY
 #define MQLEDGER_BINARY "mqledger"
@@ -94,39 +93,8 @@ int main(int argc, char** argv) {
         auto t0 = std::chrono::steady_clock::now();
         {
             store::event_store st(url, clk, store::store_options{20000, projector.observer()});
-            const auto now = clk.now();
-            std::vector<pending_event> evs;
-            for (long i = 0; i < n; ++i) {
-                const std::string acc = "acc-" + std::to_string(i / 1000);
-                if (i % 1000 == 0) {
-                    const auto d = decide(account_state{}, cmd::command{cmd::open_account{"CNY"}}, now, acc);
-                    must(d);
-                    evs.insert(evs.end(), d.events.begin(), d.events.end());
-                }
-                const std::string id = "t-" + std::to_string(i);
-                instance_state s;
-                s.id = id;
-                const decide_context ctx{&policies.current(), id, account_facts{0, std::nullopt}};
-                cmd::import_instance c;
-                c.details.instance_id = id;
-                c.details.account_id = acc;
-                c.details.prod = product::kafka;
-                c.details.bill = billing::subscription;
-                c.details.timezone = "Asia/Shanghai";
-                c.details.rate = price{price::unit::monthly, 30000};
-                c.details.term_months = 1;
-                c.details.auto_renew = auto_renew_setting{false, 7};
-                c.in_state = state::running;
-                c.state_since = now - std::chrono::hours(24 * 20);
-                c.expires_at = first_due + spacing * i;
-                const auto d = decide(s, cmd::command{c}, now, ctx);
-                must(d);
-                evs.insert(evs.end(), d.events.begin(), d.events.end());
-                if (evs.size() >= 500 || i + 1 == n) {
-                    if (const auto r = st.append(request_of(evs)); !r.ok()) throw std::runtime_error("append: " + r.message);
-                    evs.clear();
-                }
-            }
+            import_subscriptions(st, policies, clk.now(), n, "t", std::chrono::hours(24 * 20),
+                                 [&](long i) { return first_due + spacing * i; }, 1);
         }
         std::printf("populate: %ld instances with projections in %.1f s\n", n, since(t0));
         std::fflush(stdout);
