@@ -22,6 +22,7 @@
 //    a century, and answers with the time it now shows.
 #include "daemon/api_parse.h"
 #include "daemon/auth.h"
+#include "ledger/store/hash_chain.h"
 #include "daemon/router.h"
 #include "daemon/routes.h"
 #include "ledger/canonical_json.h"
@@ -49,14 +50,10 @@ using mqledger::fuzz::printable;
 
 namespace {
 
-std::string hex(const sha256_digest& d) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : d) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
+// A tokens-file line's digest: SHA-256 of the token, in the project's one hex encoding.
+std::string digest_hex(std::string_view token) {
+    const auto d = sha256(token);
+    return store::to_hex(d.data(), d.size());
 }
 
 bool clean(std::string_view s) {
@@ -122,8 +119,8 @@ struct fixture {
         if (fd < 0) std::abort();
         close(fd);
         tokens_path = name;
-        std::ofstream(tokens_path) << "admin ada " << hex(sha256("adm")) << "\noperator olga " << hex(sha256("ops"))
-                                   << "\nbilling bill " << hex(sha256("bil")) << "\nauditor audrey " << hex(sha256("aud"))
+        std::ofstream(tokens_path) << "admin ada " << digest_hex("adm") << "\noperator olga " << digest_hex("ops")
+                                   << "\nbilling bill " << digest_hex("bil") << "\nauditor audrey " << digest_hex("aud")
                                    << "\n";
         tokens = std::make_unique<token_store>(tokens_path);
         std::remove(tokens_path.c_str());

@@ -11,6 +11,7 @@
 //    other identity the API records, free of control characters;
 //  - the table round-trips: written back one `role name hex` per line, it parses to the same.
 #include "daemon/auth.h"
+#include "ledger/store/hash_chain.h"
 #include "ledger/canonical_json.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -23,20 +24,6 @@
 
 using namespace mqledger;
 using mqledger::fuzz::printable;
-
-namespace {
-
-std::string hex_of(const sha256_digest& d) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : d) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
-}
-
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
@@ -64,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                 [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }),
                    "a name with control characters: " + where);
         FUZZ_CHECK(digests.insert(e.digest).second, "a digest twice: " + where);
-        written += std::string(to_string(e.who)) + " " + e.name + " " + hex_of(e.digest) + "\n";
+        written += std::string(to_string(e.who)) + " " + e.name + " " + store::to_hex(e.digest.data(), e.digest.size()) + "\n";
     }
 
     const auto again = token_table::parse(written, "written");
