@@ -83,9 +83,10 @@ std::vector<std::string> child_environment(const env_changes& changes) {
     return env;
 }
 
-pid_t spawn_binary(const std::vector<std::string>& args, const env_changes& changes, const std::filesystem::path& out,
-                   const std::filesystem::path& err) {
-    std::vector<std::string> argv_s{MQLEDGER_BINARY};
+// Starts `program` (a path, or a name looked up in PATH) with `args`.
+pid_t spawn_program(const std::string& program, const std::vector<std::string>& args, const env_changes& changes,
+                    const std::filesystem::path& out, const std::filesystem::path& err) {
+    std::vector<std::string> argv_s{program};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
@@ -101,7 +102,7 @@ pid_t spawn_binary(const std::vector<std::string>& args, const env_changes& chan
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     pid_t pid = -1;
-    const int rc = posix_spawn(&pid, argv_s[0].c_str(), &actions, nullptr, argv.data(), envp.data());
+    const int rc = posix_spawnp(&pid, argv_s[0].c_str(), &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("cannot start " + argv_s[0] + ": " + std::strerror(rc));
     return pid;
@@ -209,17 +210,22 @@ std::uint16_t free_port() {
     return a.local_endpoint().port();
 }
 
-run_result run_mqledger(const std::vector<std::string>& args, const env_changes& env, std::chrono::seconds timeout) {
+run_result run_program(const std::string& program, const std::vector<std::string>& args, const env_changes& env,
+                       std::chrono::seconds timeout) {
     temp_dir dir;
     const auto out = dir.path() / "stdout", err = dir.path() / "stderr";
-    const pid_t pid = spawn_binary(args, env, out, err);
+    const pid_t pid = spawn_program(program, args, env, out, err);
     auto code = wait_for(pid, timeout);
     if (!code) {
         ::kill(pid, SIGKILL);
         code = wait_for(pid, std::chrono::seconds(10));
-        throw std::runtime_error("mqledger did not finish in time; stderr: " + read_file(err));
+        throw std::runtime_error(program + " did not finish in time; stderr: " + read_file(err));
     }
     return run_result{*code, read_file(out), read_file(err)};
+}
+
+run_result run_mqledger(const std::vector<std::string>& args, const env_changes& env, std::chrono::seconds timeout) {
+    return run_program(MQLEDGER_BINARY, args, env, timeout);
 }
 
 daemon_process::daemon_process(std::vector<std::string> args, std::uint16_t port, env_changes env,
@@ -248,7 +254,7 @@ daemon_process::~daemon_process() {
 
 void daemon_process::spawn() {
     exit_code_.reset();
-    pid_ = spawn_binary(args_, env_, dir_ / "stdout", dir_ / "stderr");
+    pid_ = spawn_program(MQLEDGER_BINARY, args_, env_, dir_ / "stdout", dir_ / "stderr");
 }
 
 void daemon_process::wait_healthy() {

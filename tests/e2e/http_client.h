@@ -68,6 +68,12 @@ struct run_result {
     std::string err;
 };
 
+/// Runs `program` (a path, or a name looked up in PATH) with `args`, stdin from /dev/null, and
+/// waits (at most `timeout`; then it is killed and this throws).
+[[nodiscard]] run_result run_program(const std::string& program, const std::vector<std::string>& args,
+                                     const env_changes& env = {},
+                                     std::chrono::seconds timeout = std::chrono::seconds(60));
+
 /// Runs the real binary (MQLEDGER_BINARY) with `args` and waits (at most `timeout`).
 [[nodiscard]] run_result run_mqledger(const std::vector<std::string>& args, const env_changes& env = {},
                                       std::chrono::seconds timeout = std::chrono::seconds(60));

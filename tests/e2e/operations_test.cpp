@@ -89,29 +89,29 @@ std::vector<json::object> all_events(const http_client& c) {
     }
 }
 
-// The runner of deploy/pg.sh for a private cluster under `var` on `port`.
+// A private cluster under `var` on `port`, run by the project's own deploy/pg.sh.
 struct private_cluster {
     std::filesystem::path var;
     std::uint16_t port;
 
+    run_result run(const std::string& verb) const {
+        return run_program("bash", {(source_dir / "deploy/pg.sh").string(), verb},
+                           {{"MQLEDGER_PG_VAR", var.string()}, {"MQLEDGER_PG_PORT", std::to_string(port)}});
+    }
+    // `deploy/pg.sh VERB`'s output; the verb must succeed.
     std::string pg(const std::string& verb) const {
-        const std::string cmd = "MQLEDGER_PG_VAR='" + var.string() + "' MQLEDGER_PG_PORT=" + std::to_string(port) +
-                                " bash '" + (source_dir / "deploy/pg.sh").string() + "' " + verb + " 2>&1";
-        std::string out;
-        FILE* p = ::popen(cmd.c_str(), "r");
-        REQUIRE(p != nullptr);
-        char buf[4096];
-        while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-        const int rc = ::pclose(p);
-        INFO(cmd << "\n" << out);
-        REQUIRE(rc == 0);
+        const auto r = run(verb);
+        INFO("deploy/pg.sh " << verb << "\n" << r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        auto out = r.out;
         while (!out.empty() && out.back() == '\n') out.pop_back();
         return out;
     }
     ~private_cluster() {
-        const std::string cmd = "MQLEDGER_PG_VAR='" + var.string() + "' MQLEDGER_PG_PORT=" + std::to_string(port) +
-                                " bash '" + (source_dir / "deploy/pg.sh").string() + "' stop >/dev/null 2>&1";
-        [[maybe_unused]] const int rc = std::system(cmd.c_str());
+        try {
+            (void)run("stop");
+        } catch (...) {
+        }
     }
 };
 
@@ -349,15 +349,10 @@ TEST_CASE("systemd: deploy/mqledger.service passes systemd-analyze verify with n
     unit.replace(at + 10, installed.size(), MQLEDGER_BINARY);
     temp_dir tmp;
     const auto path = tmp.write("mqledger.service", unit);
-    const std::string cmd = "systemd-analyze verify '" + path.string() + "' 2>&1";
-    std::string out;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-    const int rc = ::pclose(p);
+    const auto r = run_program("systemd-analyze", {"verify", path.string()});
+    const auto out = r.out + r.err;
     INFO(out);
-    CHECK(rc == 0);
+    CHECK(r.exit_code == 0);
     CHECK(out.find("mqledger.service") == std::string::npos);   // warnings name the unit
 }
 
