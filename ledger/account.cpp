@@ -51,4 +51,8 @@ bool overdue_cleared(const account_state& before, const account_state& after) no
     return before.balance < 0 && after.balance >= 0;
 }
 
+bool settles_debt(const account_state& before, const account_state& after, const events::event& e) noexcept {
+    return after.balance >= 0 && (overdue_cleared(before, after) || std::holds_alternative<events::funds_added>(e));
+}
+
 } // namespace mqledger

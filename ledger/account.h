@@ -39,4 +39,11 @@ struct account_state {
 /// overdue path (command `account_paid`). Thread-safe.
 [[nodiscard]] bool overdue_cleared(const account_state& before, const account_state& after) noexcept;
 
+/// True when folding `e` took the account from `before` to `after` as a payment that ends its
+/// overdue path (RULES.md "Accounts and payments": funds that bring the balance back to zero or
+/// above restore the instances on an overdue path): the account owes nothing after it, and it
+/// owed before or `e` is funds added (so paying also restores an instance imported on its overdue
+/// path while the account owed nothing). Thread-safe.
+[[nodiscard]] bool settles_debt(const account_state& before, const account_state& after, const events::event& e) noexcept;
+
 } // namespace mqledger

@@ -16,10 +16,15 @@ public:
     [[nodiscard]] virtual time_point now() const = 0;
 };
 
-/// Production clock: the system's UTC time. Thread-safe.
+/// Production clock: the system's UTC time, never going back: after a backward step of the
+/// system time (NTP) it holds at the latest instant it returned until the system catches up, so
+/// a unit is never written (recorded_at) before it was decided (its `at`). Thread-safe.
 class system_clock_source final : public clock {
 public:
     [[nodiscard]] time_point now() const override;
+
+private:
+    mutable std::atomic<std::int64_t> latest_{0};
 };
 
 /// Tests and what-if runs: time moves only when told, and only forward. Thread-safe.

@@ -248,6 +248,41 @@ template <> inline constexpr auto schema<topic_deleted> = std::tuple{field{"name
 template <> inline constexpr auto schema<group_created> = std::tuple{field{"name", &group_created::name}};
 template <> inline constexpr auto schema<group_deleted> = std::tuple{field{"name", &group_deleted::name}};
 
+// Commands, as unit records carry them (`encode_command`). The internal notices (tick,
+// account_overdue, account_paid) are never recorded and have no schema.
+namespace cmd = mqledger::commands;
+template <> inline constexpr auto schema<cmd::purchase> = std::tuple{
+    field{"instance_id", &cmd::purchase::instance_id}, field{"account_id", &cmd::purchase::account_id},
+    field{"product", &cmd::purchase::prod}, field{"billing", &cmd::purchase::bill},
+    field{"timezone", &cmd::purchase::timezone}, field{"price", &cmd::purchase::rate},
+    field{"term_months", &cmd::purchase::term_months}, field{"config", &cmd::purchase::config},
+    field{"auto_renew", &cmd::purchase::auto_renew}};
+template <> inline constexpr auto schema<cmd::import_instance> = std::tuple{
+    flattened{&cmd::import_instance::details}, field{"state", &cmd::import_instance::in_state},
+    field{"state_since", &cmd::import_instance::state_since}, field{"expires_at", &cmd::import_instance::expires_at},
+    field{"overdue_since", &cmd::import_instance::overdue_since}, field{"owed", &cmd::import_instance::owed}};
+template <> inline constexpr auto schema<cmd::renew> = std::tuple{field{"months", &cmd::renew::months}};
+template <> inline constexpr auto schema<cmd::change_config> = std::tuple{
+    field{"config", &cmd::change_config::config}, field{"price", &cmd::change_config::rate}};
+template <> inline constexpr auto schema<cmd::set_auto_renew> = std::tuple{
+    field{"enabled", &cmd::set_auto_renew::enabled}, field{"days_before", &cmd::set_auto_renew::days_before}};
+template <> inline constexpr auto schema<cmd::create_topic> = std::tuple{field{"name", &cmd::create_topic::name}};
+template <> inline constexpr auto schema<cmd::delete_topic> = std::tuple{field{"name", &cmd::delete_topic::name}};
+template <> inline constexpr auto schema<cmd::create_group> = std::tuple{field{"name", &cmd::create_group::name}};
+template <> inline constexpr auto schema<cmd::delete_group> = std::tuple{field{"name", &cmd::delete_group::name}};
+template <> inline constexpr auto schema<cmd::open_account> = std::tuple{field{"currency", &cmd::open_account::currency}};
+template <> inline constexpr auto schema<cmd::add_funds> = std::tuple{
+    field{"amount", &cmd::add_funds::amount}, field{"reference", &cmd::add_funds::reference}};
+template <> inline constexpr auto schema<cmd::charge> = std::tuple{
+    field{"amount", &cmd::charge::amount}, field{"instance_id", &cmd::charge::instance_id},
+    field{"reason", &cmd::charge::reason}, field{"reference", &cmd::charge::reference}};
+
+constexpr bool is_notice(std::size_t index) {
+    return index == cmd::command(std::in_place_type<cmd::tick>).index() ||
+           index == cmd::command(std::in_place_type<cmd::account_overdue>).index() ||
+           index == cmd::command(std::in_place_type<cmd::account_paid>).index();
+}
+
 // ---- compile-time guard: every member of every struct is in its schema ----
 // The number of members of an aggregate, found by brace-initialising it with ever more
 // "converts to anything" arguments. Conversion to std::optional is left to optional's own
@@ -286,6 +321,12 @@ constexpr bool every_event_schema_complete(std::index_sequence<I...>) {
 static_assert(every_event_schema_complete(std::make_index_sequence<std::variant_size_v<event>>{}),
               "an event struct in events.h has a field the codec does not encode: add it to its schema "
               "here, bump the type's schema version with an upcaster (see codec.h)");
+template <std::size_t... I>
+constexpr bool every_command_schema_complete(std::index_sequence<I...>) {
+    return ((is_notice(I) || schema_covers_every_member<std::variant_alternative_t<I, cmd::command>>()) && ...);
+}
+static_assert(every_command_schema_complete(std::make_index_sequence<std::variant_size_v<cmd::command>>{}),
+              "a command struct in commands.h has a field the command codec does not encode");
 // The guard itself works: these counts are known.
 static_assert(aggregate_arity<purchased>() == 9 && aggregate_arity<deployed>() == 0 &&
               aggregate_arity<imported>() == 4);
@@ -546,6 +587,9 @@ public:
         read_value(*v, join(prefix_, key), out, errs_);
     }
 
+    /// Marks `key` as read by the caller (a discriminator such as a command's `type`).
+    void skip(std::string_view key) { seen_.push_back(key); }
+
     void finish() {
         if (errs_.failed()) return;
         for (const auto& kv : obj_) {
@@ -746,5 +790,52 @@ std::optional<events::event> type_from_name(std::string_view name) noexcept {
 }
 
 std::span<const std::string_view> all_type_names() noexcept { return names(); }
+
+namespace {
+
+template <std::size_t... I>
+constexpr std::array<cmd::command (*)(), sizeof...(I)> make_command_factories(std::index_sequence<I...>) {
+    return {+[]() -> cmd::command { return cmd::command(std::in_place_index<I>); }...};
+}
+constexpr auto command_factories = make_command_factories(std::make_index_sequence<std::variant_size_v<cmd::command>>{});
+
+} // namespace
+
+json::object encode_command(const commands::command& c) {
+    json::object out;
+    const auto name = cmd::name_of(c);
+    out.emplace("type", json::string_view(name.data(), name.size()));
+    if (!is_notice(c.index())) std::visit([&](const auto& alt) { encode_fields(alt, out); }, c);
+    return out;
+}
+
+command_result decode_command(const json::value& v) noexcept {
+    try {
+        if (!v.is_object()) return codec_error{error_kind::wrong_type, "", "a command must be an object, got " + std::string(describe(v))};
+        const auto& o = v.get_object();
+        const auto* type = o.if_contains("type");
+        if (type == nullptr) return codec_error{error_kind::missing_field, "type", "missing field"};
+        if (!type->is_string()) return codec_error{error_kind::wrong_type, "type", "expected a string, got " + std::string(describe(*type))};
+        const std::string_view name = view(type->get_string());
+        for (std::size_t i = 0; i < command_factories.size(); ++i) {
+            auto c = command_factories[i]();
+            if (is_notice(i) || cmd::name_of(c) != name) continue;
+            errors errs;
+            std::visit(
+                [&](auto& alt) {
+                    object_reader r(o, "", errs);
+                    r.skip("type");
+                    decode_fields(r, alt);
+                    r.finish();
+                },
+                c);
+            if (errs.failed()) return std::move(*errs.error());
+            return c;
+        }
+        return codec_error{error_kind::unknown_type, "type", "unknown command type \"" + std::string(name) + "\""};
+    } catch (...) {
+        return codec_error{error_kind::bad_value, "", "out of memory"};
+    }
+}
 
 } // namespace mqledger::codec

@@ -26,6 +26,7 @@
 // besides immutable tables.
 #pragma once
 
+#include "ledger/commands.h"
 #include "ledger/events.h"
 #include "ledger/types.h"
 
@@ -102,6 +103,20 @@ private:
 /// Every dotted event type name of the catalog, in the order of `events::event`'s
 /// alternatives. Thread-safe.
 [[nodiscard]] std::span<const std::string_view> all_type_names() noexcept;
+
+/// A command as JSON, as a unit record carries it (event metadata `unit.command`): an object with
+/// `type` (`commands::name_of`) and the command's fields, keys in a fixed order. Deterministic.
+/// The internal notices (tick, account_overdue, account_paid) are never recorded; they encode
+/// as their bare type. Thread-safe. Throws only std::bad_alloc.
+[[nodiscard]] boost::json::object encode_command(const commands::command& c);
+
+/// Either a decoded command or why it was refused.
+using command_result = std::variant<commands::command, codec_error>;
+
+/// Decodes a command written by `encode_command`, strictly like events (missing, extra or
+/// mistyped fields are refused with their path); an internal notice's type is refused as
+/// unknown. Never throws. Thread-safe.
+[[nodiscard]] command_result decode_command(const boost::json::value& v) noexcept;
 
 /// Canonical RFC 3339 UTC form of an instant, as stored and served: `YYYY-MM-DDTHH:MM:SSZ`
 /// when the microseconds are zero, else `YYYY-MM-DDTHH:MM:SS.ffffffZ` (exactly 6 digits).

@@ -31,6 +31,7 @@ struct import_instance {
     time_point state_since{};
     std::optional<time_point> expires_at;      // subscription
     std::optional<time_point> overdue_since;   // instances on an overdue path
+    money owed = 0;                            // what the account owes for it, charged at import
 };
 struct deploy {};
 struct stop {};

@@ -156,7 +156,7 @@ struct instance_decider {
 
     // The event that puts a running instance on its overdue path (RULES.md "Accounts and payments").
     std::optional<ev::event> overdue_entry() const {
-        if (!p->lapse || s.bill == billing::subscription || s.current != state::running) return std::nullopt;
+        if (notice_of(s, *p) != account_notice::overdue) return std::nullopt;
         switch (p->lapse->first) {
         case state::stopped: return ev::event{ev::stopped{}};
         case state::suspended: return ev::event{ev::suspended{}};
@@ -207,6 +207,7 @@ struct instance_decider {
         if (c.state_since > now) return invalid("state_since", "state_since is in the future");
         if (d.bill == billing::subscription && !c.expires_at) return invalid("expires_at", "expires_at is required");
         if (c.overdue_since && *c.overdue_since > now) return invalid("overdue_since", "overdue_since is in the future");
+        if (c.owed < 0) return invalid("owed", "owed must not be negative");
         if (s.exists) return conflict("duplicate_id", "an instance with this id exists");
         if (!ctx.account) return not_found("unknown account");
         ev::imported e;
@@ -214,7 +215,17 @@ struct instance_decider {
         e.in_state = c.in_state;
         e.state_since = c.state_since;
         e.overdue_since = d.bill == billing::subscription ? std::nullopt : c.overdue_since;
-        return emit({{instance_stream(d.instance_id), now, std::move(e)}});
+        // RULES.md "Import": what the account owes for an instance on its overdue path is charged
+        // at import (may take the balance below zero, like the bill it stands for), so paying it
+        // restores the instance like any other (seed K: "Expired | Add funds | Within 7 days").
+        if (c.owed > 0) {
+            const auto folded = evolve(instance_state{}, e, now);
+            if (!on_overdue_path(folded, pp)) return invalid("owed", "only an instance on its overdue path can owe");
+            if (!checked_sub(ctx.account->balance, c.owed)) return invalid("owed", "owed is too large");
+        }
+        std::vector<pending_event> out{{instance_stream(d.instance_id), now, std::move(e)}};
+        if (c.owed > 0) out.push_back({account_stream(d.account_id), now, ev::charged{c.owed, "owed", d.instance_id, ""}});
+        return emit(std::move(out));
     }
 
     // ---- lifecycle actions ----
@@ -345,7 +356,7 @@ struct instance_decider {
 
     decision operator()(const cmd::account_paid& c) const {
         if (!supported_time(c.at)) return invalid("at", "the payment time is out of the supported range");
-        if (!on_overdue_path(s, *p) || s.force_delete_pending) return emit({});
+        if (notice_of(s, *p) != account_notice::paid) return emit({});
         if (ctx.account && ctx.account->balance < 0) return emit({});
         const auto at = std::max(c.at, s.last_effective_at);
         for (const auto& t : deadlines(s, *p))
@@ -452,6 +463,18 @@ bool is_timer_or_cross_stream(const cmd::command& c) {
 
 } // namespace
 
+bool reads_account(const commands::command& c) noexcept {
+    return std::holds_alternative<cmd::purchase>(c) || std::holds_alternative<cmd::import_instance>(c) ||
+           std::holds_alternative<cmd::renew>(c) || std::holds_alternative<cmd::change_config>(c) ||
+           std::holds_alternative<cmd::tick>(c) || std::holds_alternative<cmd::account_paid>(c);
+}
+
+bool is_reserved_charge_reason(std::string_view reason) noexcept {
+    for (const std::string_view r : {"purchase", "renewal", "upgrade", "settlement", "owed"})
+        if (reason == r) return true;
+    return false;
+}
+
 std::string_view to_string(refusal_code c) noexcept {
     switch (c) {
     case refusal_code::invalid_transition: return "invalid_transition";
@@ -516,6 +539,8 @@ decision decide(const account_state& a, const commands::command& c, time_point n
     }
     if (const auto* ch = std::get_if<cmd::charge>(&c)) {
         if (ch->amount <= 0) return invalid("amount", "the amount must be positive");
+        if (is_reserved_charge_reason(ch->reason))
+            return invalid("reason", "\"" + ch->reason + "\" is reserved for the charges the ledger makes itself");
         if (!a.exists) return not_found("unknown account");
         if (a.balance < ch->amount) return insufficient(a.balance, ch->amount);
         if (!checked_add(a.total_charged, ch->amount)) return invalid("amount", "the amount is too large");

@@ -61,6 +61,16 @@ struct decide_context {
     std::optional<account_facts> account;   // nothing: the account does not exist
 };
 
+/// True when deciding `c` on an instance reads its account's facts (`decide_context::account`):
+/// purchase, import, renew, change-config, timers and a payment notice. The others are decided
+/// without them, so a caller need not load the account for them. Thread-safe.
+[[nodiscard]] bool reads_account(const commands::command& c) noexcept;
+
+/// The charge reasons the ledger's own decisions use (purchase, renewal, upgrade, settlement, and
+/// `owed` at an import): a manual charge may not pose as one, so an auditor can always tell a
+/// decided charge from a hand-made one. Thread-safe.
+[[nodiscard]] bool is_reserved_charge_reason(std::string_view reason) noexcept;
+
 /// Decides an instance command (RULES.md: product sections, "Accounts and payments",
 /// "Time-driven events", "Import"). Events may touch the instance stream and its account's stream
 /// (charges, refunds). A tick made moot by later events decides nothing; a tick's events are

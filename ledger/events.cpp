@@ -42,4 +42,14 @@ std::string_view to_string(release_cause c) noexcept {
 namespace mqledger {
 std::string instance_stream(std::string_view id) { return "instance-" + std::string(id); }
 std::string account_stream(std::string_view id) { return "account-" + std::string(id); }
+
+namespace {
+std::optional<std::string> id_after(std::string_view stream, std::string_view prefix) {
+    if (stream.size() <= prefix.size() || !stream.starts_with(prefix)) return std::nullopt;
+    return std::string(stream.substr(prefix.size()));
+}
+} // namespace
+
+std::optional<std::string> instance_id_of(std::string_view stream) { return id_after(stream, "instance-"); }
+std::optional<std::string> account_id_of(std::string_view stream) { return id_after(stream, "account-"); }
 } // namespace mqledger

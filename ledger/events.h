@@ -93,6 +93,10 @@ namespace mqledger {
 /// Stream names: `instance-{id}`, `account-{id}`.
 [[nodiscard]] std::string instance_stream(std::string_view instance_id);
 [[nodiscard]] std::string account_stream(std::string_view account_id);
+/// The instance id of an `instance-{id}` stream, or nothing. Thread-safe.
+[[nodiscard]] std::optional<std::string> instance_id_of(std::string_view stream);
+/// The account id of an `account-{id}` stream, or nothing. Thread-safe.
+[[nodiscard]] std::optional<std::string> account_id_of(std::string_view stream);
 
 /// An event decided by the core, not yet appended: which stream, when it takes effect under the
 /// rules (a deadline for timer events), and what happened.

@@ -257,6 +257,17 @@ bool on_overdue_path(const instance_state& s, const policy& p) {
     return p.lapse->second && s.current == *p.lapse->second;
 }
 
+std::string_view to_string(account_notice n) noexcept {
+    return n == account_notice::overdue ? "overdue" : "paid";
+}
+
+std::optional<account_notice> notice_of(const instance_state& s, const policy& p) {
+    if (!s.exists || s.bill == billing::subscription || !p.lapse) return std::nullopt;
+    if (s.current == state::running) return account_notice::overdue;
+    if (on_overdue_path(s, p) && !s.force_delete_pending) return account_notice::paid;
+    return std::nullopt;
+}
+
 std::vector<timer> deadlines(const instance_state& s, const policy& p) {
     std::vector<timer> out;
     if (!s.exists || s.current == state::released || s.current == state::deleted) return out;

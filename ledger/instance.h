@@ -132,6 +132,20 @@ struct cycle {
 /// True when the instance is on its overdue path (payg/serverless bill not covered). Thread-safe.
 [[nodiscard]] bool on_overdue_path(const instance_state& s, const policy& p);
 
+/// The account notices of a unit of work (RULES.md "Accounts and payments"; ledger/unit.h).
+enum class account_notice {
+    overdue,   // a bill left the account owing: a running payg/serverless instance starts its overdue path
+    paid,      // a payment left the account owing nothing: an instance on its overdue path is restored
+};
+/// The stable name of a notice ("overdue", "paid"), as the projections store it. Thread-safe.
+[[nodiscard]] std::string_view to_string(account_notice n) noexcept;
+
+/// Which account notice the instance acts on now, if any: `overdue` for a running pay-as-you-go
+/// or serverless instance whose policy has an overdue path; `paid` for one on its overdue path
+/// with no force deletion pending (K: funds added do not restore it then). `decide` refines
+/// `paid` (a release deadline that passed). Pure; thread-safe.
+[[nodiscard]] std::optional<account_notice> notice_of(const instance_state& s, const policy& p);
+
 // ---- view helpers (API.md "GET /v1/instances/{id}") ----
 
 /// API.md's `deadlines` object: each key only when it applies. `release_at` is the projected

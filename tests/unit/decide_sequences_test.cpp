@@ -207,6 +207,7 @@ void run_sequences(product p, billing b) {
         REQUIRE(late.history == w.history);
         // Folding the produced events again gives the same state.
         instance_state inst;
+        inst.id = w.instance_id;   // events carry no id: the stream names the instance
         account_state acct;
         for (const auto& e : w.history) {
             if (e.stream == instance_stream(w.instance_id)) inst = evolve(inst, e.data, e.effective_at);

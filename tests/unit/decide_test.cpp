@@ -816,12 +816,14 @@ TEST_CASE("import: an instance in any state keeps its facts; deadlines in the pa
     cmd::import_instance imp{{"i-1", "acc-1", product::kafka, billing::subscription, "", price{price::unit::monthly, 30000}, 1, {}, {}},
                              state::expired, at("2024-01-01 10:00"), at("2024-01-01 10:00"), {}};
     w.must(imp, at("2024-01-20 10:00"));
-    CHECK(w.due(timer_kind::release) == at("2024-01-08 10:00"));
-    w.advance_to(at("2024-01-20 10:00"));
+    // The release deadline (expired + 7 days) had passed at the import: it fires in the import's
+    // own unit of work, effective at the deadline.
     CHECK(st(w) == state::released);
     const auto rel = w.of<events::released>();
     REQUIRE(rel.size() == 1);
     CHECK(rel[0].effective_at == at("2024-01-08 10:00"));
+    REQUIRE(w.driver.log.size() == 2);   // [opened], [imported, released]
+    CHECK(w.driver.log.back().events.size() == 2);
 }
 
 TEST_CASE("import: a frozen RabbitMQ payg instance follows the retention deadline from its state_since") {

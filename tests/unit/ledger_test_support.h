@@ -1,5 +1,5 @@
-// Shared fixtures for the rules-core unit tests: a tiny in-memory "daemon" that folds decided
-// events into one instance and its account, propagates account overdue/paid, and fires timers.
+// Shared fixtures for the rules-core unit tests: one instance and its account in the tests'
+// in-memory daemon (tests/support/fleet.h), which runs the core's units of work.
 #pragma once
 
 #include "ledger/account.h"
@@ -8,6 +8,8 @@
 #include "ledger/instance.h"
 #include "ledger/local_time.h"
 #include "ledger/policy.h"
+#include "ledger/unit.h"
+#include "tests/support/fleet.h"
 
 #include <catch2/catch.hpp>
 
@@ -24,8 +26,12 @@ inline const date::time_zone* zone(std::string_view name) { return find_zone(nam
 inline time_point at(std::string_view text, std::string_view tz = "Asia/Shanghai") { return parse_local(text, zone(tz)); }
 inline time_point utc(std::string_view text) { return parse_local(text, zone("UTC")); }
 
+// One account and its instance (`instance_id`), run through the core's units of work exactly as
+// the daemon runs them (tests/support/fleet.h): every command is a unit that fires its account's
+// due timers first; `advance_to` is the timer service, on time or late.
 struct world {
-    policy_set policies = policy_set::defaults();
+    fleet driver;
+    policy_set& policies = driver.policies;
     std::string instance_id = "i-1";
     std::string account_id = "acc-1";
     instance_state inst;
@@ -35,6 +41,12 @@ struct world {
     bool late_timers = false;                          // fire due timers only when a command comes
     std::vector<std::pair<state, state>> transitions;  // every state change of the instance
     std::size_t events_after_deleted = 0;
+
+    world() = default;
+    world(const world& o)
+        : driver(o.driver), instance_id(o.instance_id), account_id(o.account_id), inst(o.inst), acct(o.acct),
+          history(o.history), now(o.now), late_timers(o.late_timers), transitions(o.transitions),
+          events_after_deleted(o.events_after_deleted) {}
 
     const policy& pol() const { return policies.get(inst.prod, inst.bill); }
 
@@ -46,39 +58,32 @@ struct world {
         return ctx;
     }
 
-    void apply(const std::vector<pending_event>& events) {
-        // Cross-stream notices go out after the whole batch, as the daemon does after a commit.
-        std::vector<std::pair<cmd::command, time_point>> notices;
-        for (const auto& e : events) {
+    // Takes in a unit's events: the history, the instance's transitions, the current states.
+    void record(const unit_outcome& o) {
+        for (const auto& e : o.events) {
             history.push_back(e);
-            if (e.stream == account_stream(account_id)) {
-                const auto before = acct;
-                acct = evolve(std::move(acct), e.data, e.effective_at);
-                if (became_overdue(before, acct)) notices.emplace_back(cmd::account_overdue{e.effective_at}, e.effective_at);
-                if (overdue_cleared(before, acct)) notices.emplace_back(cmd::account_paid{e.effective_at}, e.effective_at);
-            } else {
-                const bool existed = inst.exists;
-                const auto before = inst.current;
-                if (existed && before == state::deleted) ++events_after_deleted;
-                inst = evolve(std::move(inst), e.data, e.effective_at);
-                if (existed && before != inst.current) transitions.emplace_back(before, inst.current);
-            }
+            if (e.stream != instance_stream(instance_id)) continue;
+            const bool existed = inst.exists;
+            const auto before = inst.current;
+            if (existed && before == state::deleted) ++events_after_deleted;
+            inst = evolve(std::move(inst), e.data, e.effective_at);
+            if (existed && before != inst.current) transitions.emplace_back(before, inst.current);
         }
-        for (const auto& [c, t] : notices) deliver(c, t);
+        inst = driver.view.instance(instance_id);
+        acct = driver.view.account(account_id).value_or(account_state{});
     }
 
-    void deliver(const cmd::command& c, time_point t) {
-        auto d = decide(inst, c, std::max(t, now), context());
-        if (!d.ok()) FAIL("a cross-stream notice was refused: " << d.refused->message);
-        apply(d.events);
-    }
-
-    /// Decides `c` at `t` (after firing every timer due by then) and applies it when accepted.
+    /// Decides `c` at `t` as one unit (after the timer service fired, on time, everything due by
+    /// then, unless `late_timers`) and applies it when accepted.
     decision run(const cmd::command& c, time_point t) {
         advance_to(t, late_timers);
-        decision d = cmd::is_account_command(c) ? decide(acct, c, t, account_id) : decide(inst, c, t, context());
-        if (d.ok()) apply(d.events);
-        return d;
+        const unit_command u = cmd::is_account_command(c) ? unit_command{account_command{account_id, c}}
+                                                          : unit_command{instance_command{instance_id, c}};
+        const auto size = driver.log.size();
+        const auto o = driver.run(u, t);
+        if (!o.ok()) return decision{{}, o.refused};
+        if (driver.log.size() > size) record(o);
+        return decision{o.events, std::nullopt};
     }
 
     /// Runs `c` and requires it to be accepted.
@@ -87,19 +92,32 @@ struct world {
         if (!d.ok()) FAIL("refused: " << d.refused->message);
     }
 
-    /// Fires every timer due at or before `t`, in due order; `late` fires them all at `t`.
+    /// The timer service up to `t`: on time (each due instant its own unit), or, with `late`,
+    /// one unit at `t` that fires everything due (downtime).
     void advance_to(time_point t, bool late = false) {
-        for (int guard = 0; guard < 200000; ++guard) {
-            if (!inst.exists) break;
-            const auto timers = deadlines(inst, pol());
-            if (timers.empty() || timers.front().due_at > t) break;
-            const auto& next = timers.front();
-            const auto fire_at = late ? std::max(t, next.due_at) : std::max(now, next.due_at);
-            auto d = decide(inst, cmd::tick{next.kind, next.due_at}, fire_at, context());
-            // Checked without a Catch assertion per tick: the generated test fires hundreds of thousands.
-            if (!d.ok()) FAIL("a due timer was refused: " << d.refused->message);
-            if (d.events.empty()) FAIL("a due timer decided nothing: " << to_string(next.kind));
-            apply(d.events);
+        if (late) {
+            for (const auto& account : driver.view.accounts_due_by(t)) {
+                const auto size = driver.log.size();
+                const auto o = driver.run(fire_timers{account, t}, std::max(t, now));
+                if (!o.ok()) FAIL("a timer unit was refused: " << o.refused->message);
+                if (!o.stuck.empty()) FAIL("a due timer decided nothing: " << to_string(o.stuck.front().kind));
+                if (driver.log.size() > size) record(o);
+            }
+        } else {
+            std::optional<time_point> floor;
+            for (;;) {
+                const auto at = driver.view.earliest_due(floor);
+                if (!at || *at > t) break;
+                floor = at;
+                for (const auto& account : driver.view.accounts_due_at(*at)) {
+                    const auto size = driver.log.size();
+                    const auto o = driver.run(fire_timers{account, *at}, std::max(now, *at));
+                    // Checked without a Catch assertion per tick: the generated test fires hundreds of thousands.
+                    if (!o.ok()) FAIL("a timer unit was refused: " << o.refused->message);
+                    if (!o.stuck.empty()) FAIL("a due timer decided nothing: " << to_string(o.stuck.front().kind));
+                    if (driver.log.size() > size) record(o);
+                }
+            }
         }
         now = std::max(now, t);
     }
