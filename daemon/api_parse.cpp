@@ -188,7 +188,7 @@ cmd::purchase parse_purchase(const json::value& body) {
 cmd::import_instance parse_import(const json::value& body) {
     const auto& o = object_of(body, "the import", {"instance_id", "account_id", "product", "billing", "timezone", "price",
                                                    "term_months", "config", "auto_renew", "state", "state_since",
-                                                   "expires_at", "overdue_since"});
+                                                   "expires_at", "overdue_since", "owed"});
     cmd::import_instance c;
     c.details = purchase_fields(o);
     const auto st = parse_state(get_string(o, "state", true));
@@ -199,6 +199,7 @@ cmd::import_instance parse_import(const json::value& body) {
     c.state_since = *since;
     c.expires_at = get_time(o, "expires_at");
     c.overdue_since = get_time(o, "overdue_since");
+    c.owed = get_int(o, "owed").value_or(0);
     return c;
 }
 
@@ -259,12 +260,8 @@ cmd::charge parse_charge(const json::value& body) {
     if (!amount) invalid("amount", "\"amount\" is required");
     c.amount = *amount;
     c.instance_id = get_text(o, "instance_id", false, 128);
+    // A reason the ledger's own charges use is refused by the core (is_reserved_charge_reason).
     c.reason = get_text(o, "reason", false);
-    // The ledger's own charges carry these reasons; a manual charge may not pose as one (an
-    // auditor must be able to tell a renewal's charge from a hand-made one).
-    for (const char* reserved : {"purchase", "renewal", "upgrade", "settlement"})
-        if (c.reason == reserved)
-            invalid("reason", "\"" + c.reason + "\" is reserved for the charges the ledger makes itself");
     c.reference = get_text(o, "reference", false);
     return c;
 }

@@ -105,7 +105,8 @@ int run_verify(const config& cfg) {
                 std::cout << "first bad position: " << *conf.bad_position << ": " << conf.reason << "\n";
                 return 1;
             }
-            std::cout << "conformance: ok (" << conf.conforming << " events, each what the rules core decides)\n";
+            std::cout << "conformance: ok (" << conf.conforming << " events in " << conf.units
+                      << " units, each exactly what the rules core decides again)\n";
         }
         const auto diff = projections::compare(cfg.database_url, policies);
         std::cout << "projections: " << (diff ? "DIFFER" : "ok (equal to a fresh rebuild)") << "\n";

@@ -1,14 +1,14 @@
-// The command engine (DESIGN.md "Shape"): loads the current state of the streams a command
-// touches from the projections, brings the instance up to `now` (timers already due fire first,
-// effective at their deadlines), decides with the pure core, carries cross-stream effects (an
-// account that starts or stops owing tells its instances), and appends everything as ONE atomic,
-// optimistically-checked request through the event store, whose observer updates the
-// projections in the same transaction. A version conflict (another request or daemon got there
-// first) re-runs the whole unit from fresh state; a refusal writes nothing.
+// The command engine (DESIGN.md "Shape"): runs units of work (ledger/unit.h). For a command it
+// leases a read connection, gives the core a view that loads states from the projections, lets
+// `decide_unit` decide every event of the unit (timers already due, the command, its effects on
+// the account and the account's other instances), and appends them as ONE atomic,
+// optimistically-checked request through the event store, whose observer updates the projections
+// in the same transaction. A version conflict (another request or daemon got there first) runs
+// the whole unit again from fresh state; a refusal writes nothing. It holds no rule: it loads,
+// locks, appends and retries.
 //
-// The same unit of work fires timers: `fire_due` processes every timer due up to a time, round
-// by round in due order, one append per account so that instances billed to one account are
-// settled in order against its balance.
+// The timer service's `fire_due` runs timer units: round by round (each distinct due instant in
+// order), one unit per account with timers due then, loaded in bulk, one append each.
 #pragma once
 
 #include "daemon/db_pool.h"
@@ -19,6 +19,7 @@
 #include "ledger/decide.h"
 #include "ledger/instance.h"
 #include "ledger/policy.h"
+#include "ledger/unit.h"
 #include "ledger/store/event_store.h"
 
 #include <array>
@@ -72,6 +73,14 @@ struct engine_hooks {
     std::function<void(time_point due)> deadline;
 };
 
+/// The append of a decided unit (`decide_unit` at `at`): one request, every touched stream
+/// checked against the version the unit read it at, so a concurrent writer makes it fail instead
+/// of interleave. The unit's record (command, time, size) goes into the metadata `unit` of each
+/// of its events, for `verify`; with it the actor, idempotency key, correlation id, policy and
+/// schema versions. Thread-safe.
+[[nodiscard]] store::append_request append_of(const unit_outcome& o, const unit_command& c, time_point at,
+                                              const request_meta& meta, policy_version version);
+
 class engine {
 public:
     /// Everything must outlive the engine.
@@ -106,9 +115,13 @@ public:
     static void prepare(pqxx::connection& c);
 
 private:
-    friend class unit_of_work;
     command_outcome execute(bool account_target, const std::string& id, const commands::command& c,
                             const request_meta& meta);
+
+    /// The soonest deadline of the instances a unit wrote (to arm the timer service earlier).
+    [[nodiscard]] std::optional<time_point> earliest_deadline(const unit_outcome& o) const;
+    /// Tells the hooks about an appended unit.
+    void report(const unit_outcome& o, const std::vector<store::recorded_event>& written, double seconds, time_point now);
 
     db_pool& reads_;
     store::event_store& store_;

@@ -151,12 +151,12 @@ void command(const services& s, const http::request_context& ctx, bool account_t
     });
 }
 
-void instance_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
+void run_instance_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
                       int ok_status, http::responder done) {
     command(s, ctx, false, std::move(id), std::move(c), ok_status, std::move(done));
 }
 
-void account_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
+void run_account_command(const services& s, const http::request_context& ctx, std::string id, cmd::command c,
                      int ok_status, http::responder done) {
     command(s, ctx, true, std::move(id), std::move(c), ok_status, std::move(done));
 }
@@ -230,17 +230,17 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
     // ---- accounts ----
     r.add_async("POST", "/v1/accounts", route_kind::account_write, [s](const http::request_context& ctx, http::responder done) {
         auto b = api::parse_open_account(ctx.json_body());
-        account_command(s, ctx, b.account_id, cmd::open_account{b.currency}, 201, std::move(done));
+        run_account_command(s, ctx, b.account_id, cmd::open_account{b.currency}, 201, std::move(done));
     });
     r.add_async("POST", "/v1/accounts/{id}/funds", route_kind::account_write,
                 [s](const http::request_context& ctx, http::responder done) {
                     auto id = path_id(ctx, "account");
-                    account_command(s, ctx, id, api::parse_funds(ctx.json_body()), 200, std::move(done));
+                    run_account_command(s, ctx, id, api::parse_funds(ctx.json_body()), 200, std::move(done));
                 });
     r.add_async("POST", "/v1/accounts/{id}/charges", route_kind::account_write,
                 [s](const http::request_context& ctx, http::responder done) {
                     auto id = path_id(ctx, "account");
-                    account_command(s, ctx, id, api::parse_charge(ctx.json_body()), 200, std::move(done));
+                    run_account_command(s, ctx, id, api::parse_charge(ctx.json_body()), 200, std::move(done));
                 });
     r.add_async("GET", "/v1/accounts/{id}", route_kind::read, [s](const http::request_context& ctx, http::responder done) {
         auto id = path_id(ctx, "account");
@@ -256,19 +256,19 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
     r.add_async("POST", "/v1/instances", route_kind::instance_action, [s](const http::request_context& ctx, http::responder done) {
         auto c = api::parse_purchase(ctx.json_body());
         auto id = c.instance_id;
-        instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
+        run_instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
     });
     r.add_async("POST", "/v1/instances/import", route_kind::instance_action,
                 [s](const http::request_context& ctx, http::responder done) {
                     auto c = api::parse_import(ctx.json_body());
                     auto id = c.details.instance_id;
-                    instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
+                    run_instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
                 });
     r.add_async("POST", "/v1/instances/{id}/actions/{action}", route_kind::instance_action,
                 [s](const http::request_context& ctx, http::responder done) {
                     auto id = path_id(ctx, "instance");
                     auto c = api::parse_action(ctx.param("action"), ctx);
-                    instance_command(s, ctx, std::move(id), std::move(c), 200, std::move(done));
+                    run_instance_command(s, ctx, std::move(id), std::move(c), 200, std::move(done));
                 });
     for (const std::string kind : {"topics", "groups"}) {
         const bool topic = kind == "topics";
@@ -277,14 +277,14 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                         auto id = path_id(ctx, "instance");
                         auto name = api::parse_name(ctx.json_body());
                         cmd::command c = topic ? cmd::command{cmd::create_topic{name}} : cmd::command{cmd::create_group{name}};
-                        instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
+                        run_instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
                     });
         r.add_async("DELETE", "/v1/instances/{id}/" + kind + "/{name}", route_kind::instance_action,
                     [s, topic](const http::request_context& ctx, http::responder done) {
                         auto id = path_id(ctx, "instance");
                         const auto& name = ctx.param("name");
                         cmd::command c = topic ? cmd::command{cmd::delete_topic{name}} : cmd::command{cmd::delete_group{name}};
-                        instance_command(s, ctx, std::move(id), std::move(c), 200, std::move(done));
+                        run_instance_command(s, ctx, std::move(id), std::move(c), 200, std::move(done));
                     });
     }
 

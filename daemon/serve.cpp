@@ -20,6 +20,7 @@
 #include "ledger/store/event_store.h"
 #include "ledger/store/migrate.h"
 #include "projections/projector.h"
+#include "projections/rebuild.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -218,6 +219,23 @@ int run_serve(const config& cfg) {
             m.observe_request(method, res.route, res.status, seconds);
             log_request(method, target, res.route, res.status, seconds, bytes, res.internal_error);
         });
+
+    // Projections behind the log (a migration emptied them to change their shape, or rows were
+    // appended without the projector) are rebuilt before the first request, as `mqledger
+    // rebuild` does; commands decided on stale rows would only meet version conflicts.
+    try {
+        if (const auto l = projections::behind(store::for_daemon(cfg.database_url))) {
+            log_line(log_level::warn, "projections are behind the log; rebuilding them",
+                     {{"checkpoint", l->checkpoint}, {"head", l->head}});
+            const auto r = projections::rebuild(store::for_daemon(cfg.database_url), policies);
+            log_line(log_level::info, "projections rebuilt",
+                     {{"position", r.position}, {"instances", static_cast<std::int64_t>(r.instances)},
+                      {"accounts", static_cast<std::int64_t>(r.accounts)}});
+        }
+    } catch (const std::exception& e) {
+        // Unreachable or not migrated yet: readiness reports it; the next start checks again.
+        log_line(log_level::warn, "projections not checked against the log", {{"error", e.what()}});
+    }
 
     std::uint16_t port = 0;
     try {

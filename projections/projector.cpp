@@ -13,9 +13,6 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::string_view instance_prefix = "instance-";
-constexpr std::string_view account_prefix = "account-";
-
 int metadata_int(const json::value& v, const std::string& what) {
     if (v.is_int64() && v.get_int64() >= std::numeric_limits<int>::min() && v.get_int64() <= std::numeric_limits<int>::max())
         return static_cast<int>(v.get_int64());
@@ -25,16 +22,6 @@ int metadata_int(const json::value& v, const std::string& what) {
 }
 
 } // namespace
-
-std::optional<std::string> instance_id_of(std::string_view stream) {
-    if (stream.size() <= instance_prefix.size() || !stream.starts_with(instance_prefix)) return std::nullopt;
-    return std::string(stream.substr(instance_prefix.size()));
-}
-
-std::optional<std::string> account_id_of(std::string_view stream) {
-    if (stream.size() <= account_prefix.size() || !stream.starts_with(account_prefix)) return std::nullopt;
-    return std::string(stream.substr(account_prefix.size()));
-}
 
 decoded_event decode_recorded(const store::recorded_event& e) {
     const std::string where = " (position " + std::to_string(e.position) + ", " + e.type + ")";

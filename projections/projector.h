@@ -31,10 +31,9 @@ public:
 /// The checkpoint name the projector and rebuild keep in projection_checkpoint.
 inline constexpr std::string_view checkpoint_name = "projections";
 
-/// The instance id of an `instance-{id}` stream, or nothing. Thread-safe.
-[[nodiscard]] std::optional<std::string> instance_id_of(std::string_view stream);
-/// The account id of an `account-{id}` stream, or nothing. Thread-safe.
-[[nodiscard]] std::optional<std::string> account_id_of(std::string_view stream);
+// Stream names are the core's (ledger/events.h).
+using mqledger::account_id_of;
+using mqledger::instance_id_of;
 
 /// The core state stored in an instance_state / accounts row's `snapshot` column (its text),
 /// for the row of `id`. Throws projection_error naming the row when it does not parse.

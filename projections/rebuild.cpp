@@ -103,6 +103,18 @@ rebuild_report rebuild(const std::string& conninfo, const policy_registry& polic
     return report;
 }
 
+std::optional<lag> behind(const std::string& conninfo) {
+    pqxx::connection c(conninfo);
+    pqxx::read_transaction tx(c);
+    const auto r = tx.exec_params(
+        "SELECT coalesce((SELECT position FROM projection_checkpoint WHERE name = $1), 0), "
+        "coalesce((SELECT max(position) FROM events), 0)",
+        std::string(checkpoint_name));
+    const lag l{r[0][0].as<std::int64_t>(), r[0][1].as<std::int64_t>()};
+    if (l.checkpoint >= l.head) return std::nullopt;
+    return l;
+}
+
 std::optional<difference> compare(const std::string& conninfo, const policy_registry& policies) {
     pqxx::connection c(conninfo);
     // One snapshot for the log and the live tables: they are committed together, so a

@@ -39,6 +39,16 @@ struct rebuild_report {
 rebuild_report rebuild(const std::string& conninfo, const policy_registry& policies,
                        const rebuild_progress& progress = {});
 
+/// Where the projections stand against the log.
+struct lag {
+    std::int64_t checkpoint = 0;   // the last position the projections folded
+    std::int64_t head = 0;         // the last position of the log
+};
+/// The lag when the projections are behind the log (a migration emptied them, or events were
+/// appended by something other than the daemon's store), else nothing. Throws pqxx exceptions
+/// (also when the database is not migrated yet). Thread-safe.
+[[nodiscard]] std::optional<lag> behind(const std::string& conninfo);
+
 /// The first difference between the live projections and a rebuild.
 struct difference {
     std::string table;  // "instance_state", "timers", …

@@ -59,6 +59,8 @@ json::object instance_row(const instance_state& s, const policy_registry& polici
     row["last_effective_at"] = codec::format_time(s.last_effective_at);
     row["version"] = s.version;
     row["policy_version"] = s.policy;
+    const auto notice = notice_of(s, p);
+    row["account_notice"] = notice ? json::value(to_string(*notice)) : json::value(nullptr);
     row["snapshot"] = encode_snapshot(s);
     return row;
 }
@@ -70,7 +72,10 @@ void timer_rows(const instance_state& s, const policy_registry& policies, json::
     });
     timers.erase(std::unique(timers.begin(), timers.end()), timers.end());
     for (const auto& t : timers)
-        out.emplace_back(json::object{{"instance_id", s.id}, {"kind", to_string(t.kind)}, {"due_at", codec::format_time(t.due_at)}});
+        out.emplace_back(json::object{{"instance_id", s.id},
+                                      {"account_id", s.account_id},
+                                      {"kind", to_string(t.kind)},
+                                      {"due_at", codec::format_time(t.due_at)}});
 }
 
 json::object account_row(const std::string& id, const account_state& a) {
@@ -93,13 +98,14 @@ count_key count_key_of(const instance_state& s) {
 void write_instances(pqxx::transaction_base& tx, const std::string& table, const json::array& rows, bool upsert) {
     static const std::string cols =
         "instance_id, account_id, product, billing, timezone, state, display_state, service_available, data_retained, "
-        "state_since, expires_at, deadlines, release_at, force_delete_pending, last_effective_at, version, policy_version, snapshot";
+        "state_since, expires_at, deadlines, release_at, force_delete_pending, last_effective_at, version, policy_version, "
+        "account_notice, snapshot";
     std::string sql = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols +
                       " FROM jsonb_to_recordset($1::jsonb) AS x(instance_id text, account_id text, product text, "
                       "billing text, timezone text, state text, display_state text, service_available boolean, "
                       "data_retained boolean, state_since timestamptz, expires_at timestamptz, deadlines jsonb, "
                       "release_at timestamptz, force_delete_pending boolean, last_effective_at timestamptz, version bigint, "
-                      "policy_version integer, snapshot jsonb)";
+                      "policy_version integer, account_notice text, snapshot jsonb)";
     if (upsert)
         sql += " ON CONFLICT (instance_id) DO UPDATE SET account_id = excluded.account_id, product = excluded.product, "
                "billing = excluded.billing, timezone = excluded.timezone, state = excluded.state, "
@@ -107,14 +113,15 @@ void write_instances(pqxx::transaction_base& tx, const std::string& table, const
                "data_retained = excluded.data_retained, state_since = excluded.state_since, "
                "expires_at = excluded.expires_at, deadlines = excluded.deadlines, release_at = excluded.release_at, "
                "force_delete_pending = excluded.force_delete_pending, last_effective_at = excluded.last_effective_at, "
-               "version = excluded.version, policy_version = excluded.policy_version, snapshot = excluded.snapshot";
+               "version = excluded.version, policy_version = excluded.policy_version, "
+               "account_notice = excluded.account_notice, snapshot = excluded.snapshot";
     write_chunked(tx, rows, sql);
 }
 
 void write_timers(pqxx::transaction_base& tx, const std::string& table, const json::array& rows) {
     write_chunked(tx, rows,
-                  "INSERT INTO " + table + " (instance_id, kind, due_at) SELECT instance_id, kind, due_at "
-                  "FROM jsonb_to_recordset($1::jsonb) AS x(instance_id text, kind text, due_at timestamptz)");
+                  "INSERT INTO " + table + " (instance_id, account_id, kind, due_at) SELECT instance_id, account_id, kind, due_at "
+                  "FROM jsonb_to_recordset($1::jsonb) AS x(instance_id text, account_id text, kind text, due_at timestamptz)");
 }
 
 void write_accounts(pqxx::transaction_base& tx, const std::string& table, const json::array& rows, bool upsert) {

@@ -1,6 +1,9 @@
 // Integration tests of the projections (DESIGN.md "Projections", "Timers"): the projector as the
 // store's batch observer, rebuild and compare, as_of, and atomicity with the append.
 #include "tests/integration/pg_fixture.h"
+#include "tests/support/fleet.h"
+
+#include "daemon/engine.h"
 
 #include "ledger/clock.h"
 #include "ledger/codec.h"
@@ -30,70 +33,41 @@ namespace {
 
 time_point local(std::string_view text) { return parse_local(text, find_zone("Asia/Shanghai")); }
 
-// A small "daemon": decides commands with the rules core against in-memory states, appends the
-// events through the store (whose observer is the projector), and folds them in memory too, so
-// the projections can be checked against an independent fold.
+// The tests' daemon (tests/support/fleet.h) with a real store: every unit the core decides is
+// appended exactly as the engine appends it (`append_of`, the unit record in its metadata),
+// through the store whose observer is the projector, so the projections can be checked against
+// the fleet's own in-memory states.
 struct world {
     policy_registry policies;
     proj::projector projector{policies};
     manual_clock clk{local("2025-11-23 09:00")};
     store::event_store store;
-    std::map<std::string, instance_state> instances;
-    std::map<std::string, account_state> accounts;
+    test::fleet fleet{policies.current()};
+    const std::map<std::string, instance_state>& instances = fleet.view.instances();
+    const std::map<std::string, account_state>& accounts = fleet.view.accounts();
     std::vector<pending_event> history;
 
-    explicit world(const std::string& url) : store(url, clk, store::store_options{20000, projector.observer()}) {}
-
-    void append(const decision& d) {
-        if (!d.ok()) FAIL("refused: " << d.refused->message);
-        if (d.events.empty()) return;
-        store::append_request r;
-        for (const auto& e : d.events) {
-            if (r.streams.empty() || r.streams.back().stream != e.stream) r.streams.push_back({e.stream, store::any_version, {}});
-            r.streams.back().events.push_back({std::string(events::type_name(e.data)), codec::encode(e.data), e.effective_at});
-        }
-        r.metadata = {{"actor", "test"}, {"policy_version", current_policy_version}};
-        const auto res = store.append(std::move(r));
-        INFO(res.message);
-        REQUIRE(res.ok());
-        for (const auto& e : d.events) {
-            history.push_back(e);
-            if (auto id = proj::instance_id_of(e.stream)) {
-                auto& s = instances[*id];
-                s.id = *id;
-                s = evolve(std::move(s), e.data, e.effective_at, current_policy_version);
-            } else if (auto aid = proj::account_id_of(e.stream)) {
-                accounts[*aid] = evolve(std::move(accounts[*aid]), e.data, e.effective_at);
-            }
-        }
+    explicit world(const std::string& url) : store(url, clk, store::store_options{20000, projector.observer()}) {
+        fleet.on_unit = [this](const test::logged_unit& u) {
+            clk.advance_to(u.record.at);   // written when decided: recorded_at is the decision's time
+            const auto res = store.append(append_of(u.outcome, u.record.command, u.record.at,
+                                                    request_meta{"test", {}, {}, {}, {}}, u.policy));
+            INFO(res.message);
+            REQUIRE(res.ok());
+            history.insert(history.end(), u.events.begin(), u.events.end());
+        };
     }
 
-    decide_context context(const std::string& id) const {
-        decide_context ctx;
-        ctx.policies = &policies.current();
-        ctx.instance_id = id;
-        if (auto it = accounts.find("acc-1"); it != accounts.end())
-            ctx.account = account_facts{it->second.balance, it->second.overdue_since};
-        return ctx;
-    }
     void run(const std::string& id, const cmd::command& c, time_point now) {
-        clk.advance_to(now);
-        if (cmd::is_account_command(c)) append(decide(accounts["acc-1"], c, now, "acc-1"));
-        else append(decide(instances[id], c, now, context(id)));
+        const unit_command u = cmd::is_account_command(c) ? unit_command{account_command{"acc-1", c}}
+                                                          : unit_command{instance_command{id, c}};
+        const auto o = fleet.run(u, now);
+        if (!o.ok()) FAIL("refused: " << o.refused->message);
     }
     const policy& pol(const instance_state& s) const { return policies.current().get(s.prod, s.bill); }
 
-    /// Fires every timer of every instance due at or before `t`, soonest first.
-    void fire_until(time_point t) {
-        for (;;) {
-            std::optional<std::pair<std::string, timer>> next;
-            for (const auto& [id, s] : instances)
-                for (const auto& tm : deadlines(s, pol(s)))
-                    if (tm.due_at <= t && (!next || tm.due_at < next->second.due_at)) next = {id, tm};
-            if (!next) return;
-            run(next->first, cmd::tick{next->second.kind, next->second.due_at}, next->second.due_at);
-        }
-    }
+    /// The timer service up to `t`: each due instant in order, one unit per account.
+    void fire_until(time_point t) { fleet.fire_until(t); }
 };
 
 cmd::purchase kafka_payg(std::string id) {
@@ -261,19 +235,18 @@ TEST_CASE("projections: a rebuild while appends go on leaves tables equal to the
     std::atomic<bool> stop{false};
     std::atomic<int> appended{0};
     std::thread writer([&] {
-        // Purchases only: decided against an empty state, so no shared in-memory state is needed.
-        decide_context ctx;
-        ctx.policies = &w.policies.current();
-        ctx.account = account_facts{100000000, std::nullopt};
+        // Purchases of new instances only, decided as units against a private copy of the view
+        // (payg purchases touch only their own new stream).
+        auto view = w.fleet.view;
         for (int i = 0; !stop && i < 5000; ++i) {
             const std::string id = "c-" + std::to_string(i);
-            ctx.instance_id = id;
-            auto d = decide(instance_state{}, cmd::command(kafka_payg(id)), local("2025-11-23 10:00"), ctx);
-            store::append_request r;
-            for (const auto& e : d.events)
-                r.streams.push_back({e.stream, store::any_version,
-                                     {{std::string(events::type_name(e.data)), codec::encode(e.data), e.effective_at}}});
-            if (w.store.append(std::move(r)).ok()) ++appended;
+            const unit_command u = instance_command{id, kafka_payg(id)};
+            const auto at = w.clk.now();
+            const auto o = decide_unit(view, u, at, w.policies.current());
+            if (!o.ok()) continue;
+            if (w.store.append(append_of(o, u, at, request_meta{"test", {}, {}, {}, {}}, w.policies.current().version())).ok())
+                ++appended;
+            view.absorb(o, w.policies.current());
         }
     });
     while (appended < 50) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -440,12 +413,16 @@ std::optional<std::pair<std::int64_t, std::string>> first_nonconforming(const st
     return std::nullopt;
 }
 
-// Appends one event exactly as given, bypassing the rules: what a buggy or malicious writer with
-// the app role could do. The hash chain stays valid; only conformance can tell.
-void append_raw(world& w, const std::string& stream, const events::event& e, time_point at) {
+// Appends one event exactly as given, bypassing the rules, with a unit record the forger made up
+// (`unit`, declaring one event): what a buggy or malicious writer with the app role could do. The
+// hash chain stays valid; only the replay of the unit can tell.
+void append_raw(world& w, const std::string& stream, const events::event& e, time_point at, const unit_command& unit,
+                time_point decided_at) {
     store::append_request r;
     r.streams.push_back({stream, store::any_version, {{std::string(events::type_name(e)), codec::encode(e), at}}});
-    r.metadata = {{"actor", "forger"}, {"policy_version", current_policy_version}};
+    r.metadata = {{"actor", "forger"},
+                  {"policy_version", current_policy_version},
+                  {"unit", encode_unit(unit_record{unit, decided_at, 1})}};
     REQUIRE(w.store.append(std::move(r)).ok());
 }
 
@@ -475,7 +452,9 @@ TEST_CASE("conformance: a stop of a subscription instance is reported with its p
     p.term_months = 1;
     w.run("s-1", p, local("2025-11-23 09:10"));
     w.run("s-1", cmd::deploy{}, local("2025-11-23 09:20"));
-    append_raw(w, "instance-s-1", events::stopped{}, local("2025-11-23 10:00"));
+    w.clk.advance_to(local("2025-11-23 10:00"));
+    append_raw(w, "instance-s-1", events::stopped{}, local("2025-11-23 10:00"), instance_command{"s-1", cmd::stop{}},
+               local("2025-11-23 10:00"));
     const auto bad = first_nonconforming(db.app_url(), w.policies);
     REQUIRE(bad);
     CHECK(bad->first == 6);   // opened, funds, purchased, charged, deployed, then the forged stop
@@ -495,8 +474,9 @@ TEST_CASE("conformance: a release before its deadline, and a settlement that ove
     SECTION("release early") {
         w.run("i-1", cmd::stop{}, local("2025-11-23 09:40"));
         const auto head = store::head(db.app_url()).position;
+        w.clk.advance_to(local("2025-11-25 07:59"));
         append_raw(w, "instance-i-1", events::released{events::release_cause::deadline, {}, {}},
-                   local("2025-11-25 07:59"));
+                   local("2025-11-25 07:59"), fire_timers{"acc-1", local("2025-11-25 07:59")}, local("2025-11-25 07:59"));
         const auto bad = first_nonconforming(db.app_url(), w.policies);
         REQUIRE(bad);
         CHECK(bad->first == head + 1);
@@ -507,7 +487,8 @@ TEST_CASE("conformance: a release before its deadline, and a settlement that ove
         const auto start = local("2025-11-23 09:00");
         const auto end = local("2025-11-23 10:00");
         // 30 minutes at 120/hour is 60; the forger bills 120.
-        append_raw(w, "instance-i-1", events::settled{start, end, 120}, end);
+        w.clk.advance_to(end);
+        append_raw(w, "instance-i-1", events::settled{start, end, 120}, end, fire_timers{"acc-1", end}, end);
         const auto bad = first_nonconforming(db.app_url(), w.policies);
         REQUIRE(bad);
         CHECK(bad->first == head + 1);
@@ -534,7 +515,7 @@ TEST_CASE("conformance: a renewal without its charge, and an expiry recorded bef
     SECTION("renewed, never charged") {
         w.clk.advance_to(local("2025-11-30 10:00"));
         append_raw(w, "instance-s-1", events::renewed{1, 30000, local("2026-01-23 09:10"), false},
-                   local("2025-11-30 10:00"));
+                   local("2025-11-30 10:00"), instance_command{"s-1", cmd::renew{1}}, local("2025-11-30 10:00"));
         const auto bad = first_nonconforming(db.app_url(), w.policies);
         REQUIRE(bad);
         CHECK(bad->first == head + 2);   // where the charge should have been
@@ -542,7 +523,9 @@ TEST_CASE("conformance: a renewal without its charge, and an expiry recorded bef
     }
     SECTION("expired at the term end, but written a day before it") {
         w.clk.advance_to(expiry - std::chrono::hours(24));
-        append_raw(w, "instance-s-1", events::expired{events::expiry_cause::term_ended}, expiry);
+        // The forger even claims the unit was decided at the expiry; it was written a day before.
+        append_raw(w, "instance-s-1", events::expired{events::expiry_cause::term_ended}, expiry,
+                   fire_timers{"acc-1", expiry}, expiry);
         const auto bad = first_nonconforming(db.app_url(), w.policies);
         REQUIRE(bad);
         CHECK(bad->first == head + 1);
