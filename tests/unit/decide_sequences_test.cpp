@@ -177,6 +177,7 @@ void run_sequences(product p, billing b) {
     const auto steps = env_or("MQLEDGER_SEQ_STEPS", sub ? 40 : 20);
     const auto salt = static_cast<std::uint64_t>(p) * 1000003 + static_cast<std::uint64_t>(b) * 7919;
     std::map<std::string, int> stats;  // printed with MQLEDGER_SEQ_STATS=1: what the run exercised
+    const policy_registry registry;
     for (std::uint64_t i = 0; i < count; ++i) {
         const auto seed = base + salt + i * 104729;
         CAPTURE(seed);
@@ -205,6 +206,9 @@ void run_sequences(product p, billing b) {
         check_invariants(w);
         // A late timer gives the same history as an on-time one.
         REQUIRE(late.history == w.history);
+        // verify's replay passes both ledgers, unit by unit.
+        if (const auto bad = w.driver.verify(registry)) FAIL("verify fails at " << bad->position << ": " << bad->reason);
+        if (const auto bad = late.driver.verify(registry)) FAIL("verify fails the late ledger at " << bad->position << ": " << bad->reason);
         // Folding the produced events again gives the same state.
         instance_state inst;
         inst.id = w.instance_id;   // events carry no id: the stream names the instance
