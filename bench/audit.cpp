@@ -4,9 +4,9 @@
 //   build/bench/bench_audit --database-url ADMIN_URL [--events N] [--keep-database yes]
 //
 // On a scratch database of the embedded cluster it writes a legal history of about N events
-// (default 1,000,000) decided by the rules core: accounts with funds, payg Kafka instances
-// purchased and deployed, then topics created and deleted on each, appended through the store
-// in large batches without projections. Then it times, each over the whole log:
+// (default 1,000,000) decided by the rules core, one unit of work per command: accounts with
+// funds, payg Kafka instances purchased and deployed, then topics created and deleted on each,
+// appended through the store without projections. Then it times, each over the whole log:
 //   rebuild      projections::rebuild (what `mqledger rebuild` runs)
 //   chain        store::verify_chain (verify's first check)
 //   conformance  the conformance checker over paged reads (verify's second check)
@@ -14,6 +14,7 @@
 //   export       `mqledger export` as a child process to /dev/null: wall time and its peak RSS
 // and prints events/s against the targets. Not a test: figures go to bench/README.md. Lines
 // `result: NAME VALUE` repeat each figure for bench/run.
+#include "bench/bench_util.h"
 #include "ledger/clock.h"
 #include "ledger/codec.h"
 #include "ledger/decide.h"
@@ -55,49 +56,6 @@ void exec_on(const std::string& url, const std::string& sql) {
     tx.exec(sql);
 }
 
-store::append_request request_of(const decision& d) {
-    store::append_request r;
-    for (const auto& e : d.events) {
-        if (r.streams.empty() || r.streams.back().stream != e.stream) r.streams.push_back({e.stream, store::any_version, {}});
-        r.streams.back().events.push_back({std::string(events::type_name(e.data)), codec::encode(e.data), e.effective_at});
-    }
-    r.metadata = {{"actor", "bench"}, {"policy_version", current_policy_version}};
-    return r;
-}
-
-// Appends the decisions, folding them into the states, as one request.
-struct writer {
-    policy_registry& policies;
-    store::event_store& st;
-    std::map<std::string, account_state> accounts;
-    std::vector<std::future<store::append_result>> pending;
-    std::int64_t events = 0;
-
-    void add(std::vector<pending_event>& into, const decision& d) {
-        if (!d.ok()) {
-            std::fprintf(stderr, "refused: %s\n", d.refused->message.c_str());
-            std::exit(1);
-        }
-        into.insert(into.end(), d.events.begin(), d.events.end());
-    }
-    void flush(const std::vector<pending_event>& evs) {
-        decision d{evs, std::nullopt};
-        pending.push_back(st.append_async(request_of(d)));
-        events += static_cast<std::int64_t>(evs.size());
-        if (pending.size() >= 256) drain();
-    }
-    void drain() {
-        for (auto& f : pending) {
-            const auto r = f.get();
-            if (!r.ok()) {
-                std::fprintf(stderr, "append failed: %s\n", r.message.c_str());
-                std::exit(1);
-            }
-        }
-        pending.clear();
-    }
-};
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -128,29 +86,21 @@ int main(int argc, char** argv) {
         // ---- a legal history, decided by the core ----
         auto t0 = std::chrono::steady_clock::now();
         {
+            // Every command is a unit of work decided by the core and appended as the engine
+            // appends it (unit records in the metadata: what verify's conformance replays).
             store::event_store st(url, clk);
-            writer w{policies, st, {}, {}, 0};
+            bench::unit_writer w(st, policies.current(), 256);
             const int per_instance_cycles = 24;   // 2 + 48 events per instance
             const int instances_per_account = 1000;
             const auto instances = static_cast<int>(target_events / (2 + 2 * per_instance_cycles)) + 1;
-            auto now = clk.now();
+            const auto now = clk.now();
             for (int i = 0; i < instances; ++i) {
                 const std::string acc = "acc-" + std::to_string(i / instances_per_account);
-                std::vector<pending_event> evs;
                 if (i % instances_per_account == 0) {
-                    auto& a = w.accounts[acc];
-                    for (const cmd::command& c : {cmd::command{cmd::open_account{"CNY"}}, cmd::command{cmd::add_funds{1000000000, "seed"}}}) {
-                        const auto d = decide(a, c, now, acc);
-                        w.add(evs, d);
-                        for (const auto& e : d.events) a = evolve(a, e.data, e.effective_at);
-                    }
-                    w.flush(evs);
-                    evs.clear();
+                    w.run(account_command{acc, cmd::open_account{"CNY"}}, now);
+                    w.run(account_command{acc, cmd::add_funds{1000000000, "seed"}}, now);
                 }
                 const std::string id = "i-" + std::to_string(i);
-                instance_state s;
-                s.id = id;
-                decide_context ctx{&policies.current(), id, account_facts{w.accounts[acc].balance, std::nullopt}};
                 cmd::purchase p;
                 p.instance_id = id;
                 p.account_id = acc;
@@ -158,26 +108,17 @@ int main(int argc, char** argv) {
                 p.bill = billing::payg;
                 p.timezone = "Asia/Shanghai";
                 p.rate = price{price::unit::hourly, 120};
-                auto step = [&](const cmd::command& c) {
-                    const auto d = decide(s, c, now, ctx);
-                    w.add(evs, d);
-                    for (const auto& e : d.events) {
-                        s = evolve(std::move(s), e.data, e.effective_at, current_policy_version);
-                        s.id = id;
-                    }
-                };
-                step(p);
-                step(cmd::deploy{});
+                w.run(instance_command{id, p}, now);
+                w.run(instance_command{id, cmd::deploy{}}, now);
                 for (int k = 0; k < per_instance_cycles; ++k) {
-                    step(cmd::create_topic{"t-" + std::to_string(k)});
-                    step(cmd::delete_topic{"t-" + std::to_string(k)});
+                    w.run(instance_command{id, cmd::create_topic{"t-" + std::to_string(k)}}, now);
+                    w.run(instance_command{id, cmd::delete_topic{"t-" + std::to_string(k)}}, now);
                 }
-                w.flush(evs);
             }
             w.drain();
-            std::printf("populate: %lld events in %.1f s (%.0f events/s, no projections)\n",
-                        static_cast<long long>(w.events), since(t0), static_cast<double>(w.events) / since(t0));
-            std::printf("result: populate_eps %.6g\n", static_cast<double>(w.events) / since(t0));
+            std::printf("populate: %lld events in %.1f s (%.0f events/s, one unit per command, no projections)\n",
+                        static_cast<long long>(w.events()), since(t0), static_cast<double>(w.events()) / since(t0));
+            std::printf("result: populate_eps %.6g\n", static_cast<double>(w.events()) / since(t0));
         }
         const auto total = store::head(url).position;
         std::printf("result: events %lld\n", static_cast<long long>(total));

@@ -4,8 +4,12 @@
 // bench/run collects. Header-only (bench/CMakeLists.txt makes one executable per bench/*.cpp).
 #pragma once
 
+#include "daemon/engine.h"
+
 #include "ledger/codec.h"
 #include "ledger/decide.h"
+#include "ledger/memory_view.h"
+#include "ledger/unit.h"
 #include "ledger/events.h"
 #include "ledger/store/event_store.h"
 
@@ -48,56 +52,69 @@ inline void result(const char* name, double value) {
     std::fflush(stdout);
 }
 
-/// The append request of a decision's events (metadata as the daemon writes it).
-inline store::append_request request_of(const std::vector<pending_event>& evs) {
-    store::append_request r;
-    boost::json::object schema;
-    for (const auto& e : evs) {
-        if (r.streams.empty() || r.streams.back().stream != e.stream)
-            r.streams.push_back({e.stream, store::any_version, {}});
-        const auto type = std::string(events::type_name(e.data));
-        r.streams.back().events.push_back({type, codec::encode(e.data), e.effective_at});
-    }
-    r.metadata = {{"actor", "bench"}, {"policy_version", current_policy_version}};
-    return r;
-}
+/// Decides commands as units of work (ledger/unit.h) against an in-memory view, as the daemon
+/// decides them against its projections, and appends each exactly as the engine does
+/// (`append_of`: the unit record in its metadata, so `verify` can replay it), with at most
+/// `in_flight` appends outstanding. With `keep_instances` false only accounts are kept in the
+/// view (for populating millions of independent instances in little memory).
+class unit_writer {
+public:
+    unit_writer(store::event_store& st, const policy_set& policies, std::size_t in_flight, bool keep_instances = true)
+        : st_(st), policies_(policies), in_flight_(in_flight), keep_instances_(keep_instances) {}
+    ~unit_writer() { drain(); }
+    unit_writer(const unit_writer&) = delete;
+    unit_writer& operator=(const unit_writer&) = delete;
 
-inline void must(const decision& d) {
-    if (!d.ok()) {
-        std::fprintf(stderr, "refused: %s\n", d.refused->message.c_str());
-        std::exit(1);
+    /// Decides `c` at `at` and queues its append; exits the process on a refusal (a bench bug).
+    void run(const unit_command& c, time_point at) {
+        const auto o = decide_unit(view, c, at, policies_);
+        if (!o.ok()) {
+            std::fprintf(stderr, "refused: %s\n", o.refused->message.c_str());
+            std::exit(1);
+        }
+        if (o.events.empty()) return;
+        events_ += static_cast<std::int64_t>(o.events.size());
+        pending_.push_back(st_.append_async(append_of(o, c, at, request_meta{"bench", {}, {}, {}, {}}, policies_.version())));
+        if (keep_instances_) {
+            view.absorb(o, policies_);
+        } else {
+            for (const auto& [id, a] : o.accounts) view.put(id, a);
+        }
+        if (pending_.size() >= in_flight_) drain();
     }
-}
+    /// Waits for every queued append; throws when one failed.
+    void drain() {
+        for (auto& f : pending_)
+            if (const auto r = f.get(); !r.ok()) throw std::runtime_error("append failed: " + r.message);
+        pending_.clear();
+    }
+    [[nodiscard]] std::int64_t events() const noexcept { return events_; }
 
-/// Writes `n` running Kafka subscriptions as real decided import events through `st` (accounts
+    memory_view view;
+
+private:
+    store::event_store& st_;
+    const policy_set& policies_;
+    std::size_t in_flight_;
+    bool keep_instances_;
+    std::vector<std::future<store::append_result>> pending_;
+    std::int64_t events_ = 0;
+};
+
+/// Writes `n` running Kafka subscriptions as real decided import units through `st` (accounts
 /// `acc-K` of 1,000 instances each, ids `ID_PREFIX-i`, running since `now - running_for`,
-/// expiring at `expires_at(i)`), 500 events per append with at most `in_flight` appends
-/// outstanding. Returns the number of events written; throws when an append fails.
+/// expiring at `expires_at(i)`), with at most `in_flight` appends outstanding. Returns the
+/// number of events written; throws when an append fails.
 template <class ExpiresAt>
 std::int64_t import_subscriptions(store::event_store& st, const policy_registry& policies, time_point now, long n,
                                   const std::string& id_prefix, duration running_for, ExpiresAt expires_at,
                                   std::size_t in_flight) {
     constexpr long per_account = 1000;
-    constexpr std::size_t per_request = 500;
-    std::int64_t events = 0;
-    std::vector<std::future<store::append_result>> pending;
-    auto drain = [&] {
-        for (auto& f : pending)
-            if (const auto r = f.get(); !r.ok()) throw std::runtime_error("append failed: " + r.message);
-        pending.clear();
-    };
-    std::vector<pending_event> evs;
+    unit_writer w(st, policies.current(), in_flight, false);
     for (long i = 0; i < n; ++i) {
         const std::string acc = "acc-" + std::to_string(i / per_account);
-        if (i % per_account == 0) {
-            const auto d = decide(account_state{}, commands::command{commands::open_account{"CNY"}}, now, acc);
-            must(d);
-            evs.insert(evs.end(), d.events.begin(), d.events.end());
-        }
+        if (i % per_account == 0) w.run(account_command{acc, commands::open_account{"CNY"}}, now);
         const std::string id = id_prefix + "-" + std::to_string(i);
-        instance_state s;
-        s.id = id;
-        const decide_context ctx{&policies.current(), id, account_facts{0, std::nullopt}};
         commands::import_instance c;
         c.details.instance_id = id;
         c.details.account_id = acc;
@@ -110,18 +127,10 @@ std::int64_t import_subscriptions(store::event_store& st, const policy_registry&
         c.in_state = state::running;
         c.state_since = now - running_for;
         c.expires_at = expires_at(i);
-        const auto d = decide(s, commands::command{c}, now, ctx);
-        must(d);
-        evs.insert(evs.end(), d.events.begin(), d.events.end());
-        if (evs.size() >= per_request || i + 1 == n) {
-            events += static_cast<std::int64_t>(evs.size());
-            pending.push_back(st.append_async(request_of(evs)));
-            evs.clear();
-            if (pending.size() >= in_flight) drain();
-        }
+        w.run(instance_command{id, c}, now);
     }
-    drain();
-    return events;
+    w.drain();
+    return w.events();
 }
 
 /// Status code and body of `GET path` on 127.0.0.1:port; 0 when the connection failed.
