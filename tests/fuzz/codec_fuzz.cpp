@@ -16,9 +16,13 @@
 //    spelling (RFC 3339 offsets, `t`/`z`, fractions: the same instant); encode(e) can be stored
 //    in jsonb unless the data held a U+0000 (which jsonb cannot hold, so no stored event does);
 //  - parse_time: any accepted time is within years 0000-9999 and format_time of it parses back
-//    to the same instant; format_time writes 20 or 27 characters.
+//    to the same instant; format_time writes 20 or 27 characters;
+//  - with the pseudo type `unit`, the data is a unit record (event metadata `unit`, read by
+//    verify from the log, ledger/unit.h): decode_unit refuses with a reason or decodes a record
+//    that re-encodes and decodes to itself, deterministically.
 #include "ledger/canonical_json.h"
 #include "ledger/codec.h"
+#include "ledger/unit.h"
 #include "tests/fuzz/fuzz_support.h"
 
 #include <boost/json.hpp>
@@ -130,6 +134,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     const json::value data = json::parse(json::string_view(text.data(), text.size()), ec);
     if (ec) return 0;
     each_string(data, &check_time);
+
+    if (type == "unit") {
+        std::string error;
+        const auto u = decode_unit(data, error);
+        if (!u) {
+            FUZZ_CHECK(!error.empty(), "a unit record refused without a reason: " + printable(input));
+            return 0;
+        }
+        const auto encoded = json::serialize(encode_unit(*u));
+        std::string again_error;
+        const auto again = decode_unit(json::parse(encoded), again_error);
+        FUZZ_CHECK(again && *again == *u, "a unit record does not round-trip: " + printable(input) + " -> " + encoded);
+        FUZZ_CHECK(json::serialize(encode_unit(*again)) == encoded, "unit encoding is not deterministic: " + encoded);
+        return 0;
+    }
 
     const auto current = codec::current_schema_version(type);
     const int at = version.value_or(current.value_or(1));
