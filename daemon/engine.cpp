@@ -502,12 +502,15 @@ std::size_t engine::fire_due(time_point up_to) {
                 pu.result = store_.append_async(append_of(pu.outcome, pu.command, now, timer_meta, policies.version()));
             }
         }
+        const auto refused = [&](const pending_unit& pu) {
+            log_line(log_level::error, "timers not fired",
+                     {{"account", pu.command.account_id}, {"error", pu.outcome.refused->message}});
+            ++failed;
+        };
         for (auto& pu : units) {
             log_stuck(pu.outcome);
             if (!pu.outcome.ok()) {
-                log_line(log_level::error, "timers not fired",
-                         {{"account", pu.command.account_id}, {"error", pu.outcome.refused->message}});
-                ++failed;
+                refused(pu);
                 continue;
             }
             if (pu.outcome.events.empty()) continue;
@@ -522,7 +525,11 @@ std::size_t engine::fire_due(time_point up_to) {
                 pu.sw = stopwatch{};
                 res = store_.append(append_of(pu.outcome, pu.command, now, timer_meta, policies.version()));
             }
-            if (!pu.outcome.ok() || pu.outcome.events.empty()) continue;
+            if (!pu.outcome.ok()) {
+                refused(pu);
+                continue;
+            }
+            if (pu.outcome.events.empty()) continue;
             if (!res.ok()) {
                 if (res.code == store::append_code::unavailable) throw store::store_unavailable(res.message);
                 log_line(log_level::error, "timers not fired", {{"account", pu.command.account_id}, {"error", res.message}});
