@@ -65,6 +65,16 @@ int edition_rank(const std::string& e) {
 
 bool valid_name(const std::string& n) { return !n.empty() && n.size() <= max_name_length; }
 
+// R: "You can change this deduction date as required": any lead of at least a day that is
+// shorter than the shortest possible term of `term_months` months. A lead as long as the term
+// would put the next attempt before a success's own day, so one success would trigger the next
+// at once; shorter, the renewed expiry's attempt day always comes after it (one attempt a day).
+// The policy may cap it further (`auto_renew_max_days_before`, unset by default).
+bool valid_days_before(std::int32_t days_before, std::int32_t term_months, const policy& p) {
+    if (days_before < 1 || days_before >= shortest_term_days(std::max<std::int32_t>(1, term_months))) return false;
+    return !p.auto_renew_max_days_before || days_before <= *p.auto_renew_max_days_before;
+}
+
 // ---- stage 1: the command alone ----
 
 // The policy table is indexed by product and billing: a value outside the enums (a caller that
@@ -99,8 +109,8 @@ std::optional<decision> validate_purchase_fields(const cmd::purchase& c, const p
     if (c.auto_renew && c.auto_renew->enabled) {
         if (c.bill != billing::subscription || !p.auto_renew_allowed)
             return invalid("auto_renew", "auto-renewal applies to subscriptions only");
-        if (c.auto_renew->days_before < 1 || c.auto_renew->days_before > p.auto_renew_max_days_before)
-            return invalid("auto_renew", "days_before out of range");
+        if (!valid_days_before(c.auto_renew->days_before, c.term_months, p))
+            return invalid("auto_renew", "days_before must be at least 1 and shorter than the term");
     }
     return std::nullopt;
 }
@@ -311,8 +321,8 @@ struct instance_decider {
 
     decision operator()(const cmd::set_auto_renew& c) const {
         if (!allows(action::auto_renew)) return bad_transition("auto-renew is not available in this state");
-        if (c.enabled && (c.days_before < 1 || c.days_before > p->auto_renew_max_days_before))
-            return invalid("days_before", "days_before out of range");
+        if (c.enabled && !valid_days_before(c.days_before, s.term_months, *p))
+            return invalid("days_before", "days_before must be at least 1 and shorter than the term");
         const auto days = c.enabled ? c.days_before : s.auto_renew.days_before;
         return emit({on_instance(now, ev::auto_renew_set{c.enabled, days})});
     }

@@ -180,7 +180,7 @@ bool apply(const boost::json::object& o, policy& p, std::string& error) {
         else if (k == "stopped_release_days") ok = set_int(v, p.stopped_release_days);
         else if (k == "stopped_release_hour") ok = set_int(v, p.stopped_release_hour) && p.stopped_release_hour < 24;
         else if (k == "auto_renew_days_before") ok = set_int(v, p.auto_renew_days_before);
-        else if (k == "auto_renew_max_days_before") ok = set_int(v, p.auto_renew_max_days_before);
+        else if (k == "auto_renew_max_days_before") { ok = set_int(v, n); if (ok) p.auto_renew_max_days_before = n; }
         else if (k == "auto_renew_hour") ok = set_int(v, p.auto_renew_hour) && p.auto_renew_hour < 24;
         else if (k == "issue_delay_hours") { ok = set_int(v, n); p.issue_delay = std::chrono::hours{n}; }
         else if (k == "change_in_progress_minutes") { ok = set_int(v, n); p.change_in_progress = std::chrono::minutes{n}; }

@@ -1050,6 +1050,37 @@ TEST_CASE("rabbitmq subscription: the deduction date is settable, auto-renew ena
     CHECK(l.of_type("ra-6", "instance.renewed").size() == 1);
 }
 
+TEST_CASE("rabbitmq subscription: the deduction date may be any lead shorter than the term, 300 days on a 12-month "
+          "term; one success renews and the next attempt waits for the next term's window (R)",
+          "[e2e][rabbitmq]") {
+    ledger_daemon l;
+    l.open("acc-ra7", 24000);
+    auto b = purchase_body("ra-7", "acc-ra7", "rabbitmq", "subscription", monthly(1000), 12);
+    b["auto_renew"] = json::object{{"enabled", true}, {"days_before", 365}};
+    auto r = l.post("/v1/instances", b);
+    CHECK(r.status == 422);
+    CHECK(str(r.json.at("error").at("field")) == "auto_renew");
+    b["auto_renew"] = json::object{{"enabled", true}, {"days_before", 300}};
+    auto v = l.buy(b);
+    CHECK(str(v.at("expires_at")) == "2027-03-13T06:00:00Z");
+    // 300 days before 2027-03-13 is 2026-05-17: 03:00 local.
+    CHECK(deadline(v, "next_auto_renew_at") == "2026-05-16T19:00:00Z");
+    r = l.try_act("ra-7", "auto-renew", json::object{{"enabled", true}, {"days_before", 365}});
+    CHECK(r.status == 422);
+    CHECK(str(r.json.at("error").at("field")) == "days_before");
+
+    l.clock("2026-05-20T00:00:00Z");
+    const auto renewed = l.of_type("ra-7", "instance.renewed");
+    REQUIRE(renewed.size() == 1);
+    CHECK(str(renewed[0].at("effective_at")) == "2026-05-16T19:00:00Z");
+    CHECK(num(renewed[0].at("data").at("months")) == 12);
+    v = l.inst("ra-7");
+    CHECK(str(v.at("expires_at")) == "2028-03-13T06:00:00Z");
+    CHECK(deadline(v, "next_auto_renew_at") == "2027-05-17T19:00:00Z");
+    CHECK(l.balance("acc-ra7") == 0);
+    l.verify();
+}
+
 TEST_CASE("rabbitmq payg: an uncovered bill -> expired (15 d) -> frozen (15 d) -> released from the overdue "
           "moment, paying restores, serverless is not sold (R)",
           "[e2e][rabbitmq]") {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 
 using namespace mqledger;
 using namespace mqledger::test;
@@ -394,6 +395,107 @@ TEST_CASE("rabbitmq subscription: the deduction date can be changed per instance
     CHECK(w.due(timer_kind::auto_renew_attempt) == at("2024-02-17 03:00"));
     CHECK(w.run(cmd::set_auto_renew{true, 0}, at("2024-01-21 10:00")).refused->field == "days_before");
     CHECK(w.run(cmd::set_auto_renew{true, 40}, at("2024-01-21 10:00")).refused->field == "days_before");
+}
+
+TEST_CASE("auto-renew R: days_before accepts any lead shorter than the term, 1 <= days_before < the shortest term "
+          "(28 days for 1 month, 59 for 2, 365 for 12) at purchase, import and set_auto_renew") {
+    world w;
+    w.open(10000000);
+    const auto t = at("2024-01-20 10:00");
+    const auto buy = [&](std::string id, std::int32_t months, std::int32_t days) {
+        return cmd::purchase{std::move(id), "acc-1", product::rabbitmq, billing::subscription, "",
+                             price{price::unit::monthly, 1000}, months, {}, auto_renew_setting{true, days}};
+    };
+    CHECK(w.run(buy("i-1", 1, 28), t).refused->field == "auto_renew");
+    CHECK(w.run(buy("i-1", 12, 365), t).refused->field == "auto_renew");
+    CHECK(w.run(buy("i-1", 12, 0), t).refused->field == "auto_renew");
+    w.must(buy("i-1", 12, 364), t);
+    CHECK(w.inst.auto_renew == auto_renew_setting{true, 364});
+    // set_auto_renew judges by the instance's term.
+    w.must(cmd::set_auto_renew{true, 300}, t + 1h);
+    CHECK(w.inst.auto_renew.days_before == 300);
+    CHECK(w.run(cmd::set_auto_renew{true, 365}, t + 1h).refused->field == "days_before");
+    // A term of 1 month keeps the old bound: 27 is the longest lead (February has 28 days).
+    world m;
+    m.open(10000000);
+    m.must(buy("i-1", 1, 27), t);
+    CHECK(m.run(cmd::set_auto_renew{true, 28}, t + 1h).refused->field == "days_before");
+    // Import, with the command's term: 2 months allow 58 days, not 59.
+    world i;
+    i.open(1000);
+    auto imp = cmd::import_instance{buy("i-1", 2, 59), state::running, t, t + std::chrono::days{50}, std::nullopt};
+    CHECK(i.run(imp, t).refused->field == "auto_renew");
+    imp.details.auto_renew = auto_renew_setting{true, 58};
+    i.must(imp, t);
+    CHECK(i.inst.auto_renew.days_before == 58);
+}
+
+TEST_CASE("auto-renew R: the policy key auto_renew_max_days_before still caps the lead when set (no cap by default)") {
+    CHECK_FALSE(policy_set::defaults().get(product::rabbitmq, billing::subscription).auto_renew_max_days_before);
+    std::string error;
+    auto capped = policy_set::defaults().with_overrides(
+        boost::json::parse(R"({"rabbitmq/subscription": {"auto_renew_max_days_before": 27}})"), error);
+    REQUIRE(capped);
+    world w;
+    w.policies = *capped;
+    w.open(100000);
+    w.buy(product::rabbitmq, billing::subscription, at("2024-01-20 10:00"), 1000, 12);
+    CHECK(w.run(cmd::set_auto_renew{true, 28}, at("2024-01-21 10:00")).refused->field == "days_before");
+    w.must(cmd::set_auto_renew{true, 27}, at("2024-01-21 10:00"));
+}
+
+TEST_CASE("auto-renew R: a 12-month term with days_before 300 attempts once a day at 03:00 local from 300 days "
+          "before expiry; a success renews and the next attempt is in the next term's window, never at once") {
+    world w;
+    w.now = at("2024-01-20 09:00");
+    w.open(12000);
+    w.must(cmd::purchase{"i-1", "acc-1", product::rabbitmq, billing::subscription, "", price{price::unit::monthly, 1000},
+                         12, {}, auto_renew_setting{true, 300}},
+           at("2024-01-20 10:00"));
+    CHECK(w.acct.balance == 0);
+    CHECK(w.inst.expires_at == at("2025-01-20 10:00"));
+    // 300 days before 2025-01-20 is 2024-03-26.
+    CHECK(w.due(timer_kind::auto_renew_attempt) == at("2024-03-26 03:00"));
+    w.advance_to(at("2024-03-28 12:00"));
+    const auto fails = w.of<events::auto_renew_failed>();
+    REQUIRE(fails.size() == 3);
+    CHECK(fails[0].effective_at == at("2024-03-26 03:00"));
+    CHECK(fails[1].effective_at == at("2024-03-27 03:00"));
+    CHECK(fails[2].effective_at == at("2024-03-28 03:00"));
+    CHECK(std::get<events::auto_renew_failed>(fails[0].data).required == 12000);
+
+    w.must(cmd::add_funds{12000, "wire"}, at("2024-03-28 12:00"));
+    w.advance_to(at("2024-03-29 03:00"));
+    const auto renewals = w.of<events::renewed>();
+    REQUIRE(renewals.size() == 1);
+    CHECK(renewals[0].effective_at == at("2024-03-29 03:00"));
+    CHECK(std::get<events::renewed>(renewals[0].data).automatic);
+    CHECK(std::get<events::renewed>(renewals[0].data).months == 12);
+    CHECK(w.inst.expires_at == at("2026-01-20 10:00"));
+    // The next window opens 300 days before the new expiry, not at the next 03:00.
+    CHECK(w.due(timer_kind::auto_renew_attempt) == at("2025-03-26 03:00"));
+    w.advance_to(at("2025-03-26 02:59"));
+    CHECK(w.of<events::auto_renew_failed>().size() == 3);
+    CHECK(w.of<events::renewed>().size() == 1);
+    // In it, one attempt a day again (the balance is 0: each fails).
+    w.advance_to(at("2025-03-27 12:00"));
+    REQUIRE(w.of<events::auto_renew_failed>().size() == 5);
+    CHECK(w.of<events::auto_renew_failed>()[3].effective_at == at("2025-03-26 03:00"));
+    CHECK(w.of<events::auto_renew_failed>()[4].effective_at == at("2025-03-27 03:00"));
+
+    // Never two attempts on one local day, every one at 03:00 local.
+    std::set<std::chrono::sys_days> days;
+    std::size_t attempts = 0;
+    for (const auto& e : w.history) {
+        const auto* r = std::get_if<events::renewed>(&e.data);
+        if (!std::holds_alternative<events::auto_renew_failed>(e.data) && !(r && r->automatic)) continue;
+        ++attempts;
+        const auto day = local_day_of(zone("Asia/Shanghai"), e.effective_at);
+        CHECK(e.effective_at == local_to_utc(zone("Asia/Shanghai"), day, std::chrono::hours{3}));
+        days.insert(day);
+    }
+    CHECK(attempts == 6);
+    CHECK(days.size() == attempts);
 }
 
 TEST_CASE("rabbitmq subscription: auto-renewal cannot be changed after expiry") {
