@@ -254,7 +254,10 @@ struct instance_decider {
         if (balance() < *cost) return insufficient(balance(), *cost);
         std::vector<pending_event> out{on_instance(now, ev::renewed{c.months, *cost, expiry, false})};
         if (*cost > 0) out.push_back(on_account(now, ev::charged{*cost, "renewal", ctx.instance_id, ""}));
-        if (s.current != state::running) out.push_back(on_instance(now, ev::restored{"renewed"}));
+        // A lapsed term is restored (to running, or to not_deployed for a Kafka subscription never
+        // deployed: K, only Deploy leads to Running); a term still running needs no restoring.
+        if (s.current != state::running && s.current != state::not_deployed)
+            out.push_back(on_instance(now, ev::restored{"renewed"}));
         return emit(std::move(out));
     }
 

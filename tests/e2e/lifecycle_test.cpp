@@ -410,6 +410,45 @@ TEST_CASE("kafka subscription: renew within 7 days of expiring restores running,
     CHECK(str(l.last("ks-4", "instance.expired").at("effective_at")) == "2026-05-13T06:00:00Z");
 }
 
+TEST_CASE("kafka subscription: expired before it was ever deployed, renewed within 7 days -> not_deployed, then "
+          "deploy -> running; a deployed one renewed after expiry -> running (K: only Deploy leads to Running)",
+          "[e2e][kafka]") {
+    ledger_daemon l;
+    l.open("acc-ks6", 200000);
+    l.buy(purchase_body("ks-6", "acc-ks6", "kafka", "subscription", monthly(30000), 1));   // never deployed
+    l.buy(purchase_body("ks-7", "acc-ks6", "kafka", "subscription", monthly(30000), 1));
+    l.act("ks-7", "deploy");
+
+    l.clock("2026-04-15T06:00:00Z");
+    CHECK(l.state("ks-6") == "expired");
+    CHECK(l.state("ks-7") == "expired");
+
+    auto v = l.act("ks-6", "renew", json::object{{"months", 1}});
+    CHECK(str(v.at("state")) == "not_deployed");
+    CHECK(str(v.at("display_state")) == "Not Deployed");
+    CHECK(v.at("service_available") == false);
+    CHECK(str(v.at("state_since")) == "2026-04-15T06:00:00Z");
+    CHECK(str(v.at("expires_at")) == "2026-05-13T06:00:00Z");   // the term keeps running from the old expiry
+    CHECK(has(strings(v.at("actions")), "deploy"));
+    CHECK_FALSE(has(strings(v.at("actions")), "renew"));
+    CHECK(deadline(v, "release_at").empty());
+    CHECK(str(l.last("ks-6", "instance.restored").at("data").at("cause")) == "renewed");
+    CHECK(l.balance("acc-ks6") == 200000 - 3 * 30000);
+
+    v = l.act("ks-7", "renew", json::object{{"months", 1}});
+    CHECK(str(v.at("state")) == "running");
+
+    v = l.act("ks-6", "deploy");
+    CHECK(str(v.at("state")) == "running");
+    CHECK(l.types("ks-6") == std::vector<std::string>{"instance.purchased", "instance.expired", "instance.renewed",
+                                                      "instance.restored", "instance.deployed"});
+    // The old release deadline is moot for both.
+    l.clock("2026-04-23T00:00:00Z");
+    CHECK(l.state("ks-6") == "running");
+    CHECK(l.state("ks-7") == "running");
+    l.verify();
+}
+
 TEST_CASE("kafka subscription: unsubscribe (by ticket) expires at once, released 7 days later, force delete of an "
           "expired subscription releases at once (K)",
           "[e2e][kafka]") {

@@ -165,6 +165,72 @@ TEST_CASE("kafka subscription: expired → renew within 7 days → running, the 
     CHECK(std::get<events::restored>(w.of<events::restored>().at(0).data).cause == "renewed");
 }
 
+TEST_CASE("kafka subscription: expired before it was ever deployed, renewed within 7 days → not_deployed (K: only "
+          "Deploy leads to Running); the term keeps running; deploy → running") {
+    auto w = make(product::kafka, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
+    CHECK_FALSE(w.inst.deployed);
+    w.advance_to(at("2024-02-12 10:00"));
+    CHECK(st(w) == state::expired);
+    w.must(cmd::renew{1}, at("2024-02-12 10:00"));
+    CHECK(st(w) == state::not_deployed);
+    CHECK(w.inst.state_since == at("2024-02-12 10:00"));
+    CHECK(std::get<events::restored>(w.of<events::restored>().at(0).data).cause == "renewed");
+    CHECK(w.inst.expires_at == at("2024-03-10 10:00"));
+    CHECK(w.acct.balance == 100000 - 60000);
+    // Not deployed, with its term running: the expiry applies, no release, Deploy is offered.
+    CHECK(w.due(timer_kind::expiry) == at("2024-03-10 10:00"));
+    CHECK_FALSE(w.due(timer_kind::release));
+    CHECK(allowed_actions(w.inst, w.pol(), w.now) == std::vector<std::string>{"deploy", "auto-renew"});
+    CHECK(code(w.run(cmd::create_topic{"t"}, at("2024-02-12 11:00"))) == refusal_code::invalid_transition);
+    w.must(cmd::deploy{}, at("2024-02-13 10:00"));
+    CHECK(st(w) == state::running);
+    CHECK(w.inst.deployed);
+    CHECK(w.transitions == std::vector<std::pair<state, state>>{{state::not_deployed, state::expired},
+                                                                {state::expired, state::not_deployed},
+                                                                {state::not_deployed, state::running}});
+    // Once it has run, a renewal after expiry restores running.
+    w.advance_to(at("2024-03-11 10:00"));
+    CHECK(st(w) == state::expired);
+    w.must(cmd::renew{1}, at("2024-03-11 10:00"));
+    CHECK(st(w) == state::running);
+}
+
+TEST_CASE("kafka subscription: a deployed subscription renewed after expiry → running; never deployed → not_deployed "
+          "also when imported (K)") {
+    auto w = make(product::kafka, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
+    w.must(cmd::deploy{}, at("2024-01-10 11:00"));
+    w.advance_to(at("2024-02-11 10:00"));
+    CHECK(st(w) == state::expired);
+    w.must(cmd::renew{1}, at("2024-02-11 10:00"));
+    CHECK(st(w) == state::running);
+
+    // Imported: `expired` means it ran; `not_deployed` means it never did.
+    for (const auto in : {state::expired, state::not_deployed}) {
+        world i;
+        i.open(100000);
+        const cmd::purchase d{"i-1", "acc-1", product::kafka, billing::subscription, "",
+                              price{price::unit::monthly, 30000}, 1, {}, {}};
+        const auto since = at("2024-02-10 10:00");
+        i.must(cmd::import_instance{d, in, since, since, std::nullopt}, at("2024-02-11 10:00"));
+        CHECK(i.inst.deployed == (in != state::not_deployed));
+        i.advance_to(at("2024-02-11 10:00"));
+        CHECK(st(i) == state::expired);   // a not-deployed import past its expiry expires at once
+        i.must(cmd::renew{1}, at("2024-02-12 10:00"));
+        CHECK(st(i) == (in == state::expired ? state::running : state::not_deployed));
+    }
+}
+
+TEST_CASE("rabbitmq, rocketmq, mqtt subscriptions: they start running, so a renewal after expiry restores running") {
+    for (auto p : {product::rabbitmq, product::rocketmq, product::mqtt}) {
+        auto w = make(p, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
+        CHECK(w.inst.deployed);
+        w.advance_to(at("2024-02-11 10:00"));
+        CHECK(st(w) == state::expired);
+        w.must(cmd::renew{1}, at("2024-02-11 10:00"));
+        CHECK(st(w) == state::running);
+    }
+}
+
 TEST_CASE("kafka subscription: renew after the 7 days is refused (released)") {
     auto w = make(product::kafka, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
     w.must(cmd::deploy{}, at("2024-01-10 11:00"));
