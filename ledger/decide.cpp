@@ -314,6 +314,15 @@ struct instance_decider {
             if (!prorated) return invalid("price", "the price difference overflows");
             amount = *prorated;
             if (amount > 0 && balance() < amount) return insufficient(balance(), amount);
+        } else if (c.rate.amount > s.rate.amount && p->upgrade_requires_no_debt && balance() < 0) {
+            // E: with a balance below what is required "you cannot ... upgrade existing
+            // instances"; Q (payg, serverless): "Make sure your account has a sufficient balance".
+            // Such an upgrade charges nothing up front, so the balance is insufficient exactly
+            // while the account owes: refused with required 0, as a payg purchase is. Q's "Same as
+            // upgrade" in the Downgrade column describes the billing effect (no difference, no
+            // refund), not this check: a downgrade lowers what the owing account runs up, so it
+            // stays allowed.
+            return insufficient(balance(), 0);
         }
         ev::config_change_started e{ev::config_snapshot{s.config, s.rate}, ev::config_snapshot{to, c.rate}, amount};
         std::vector<pending_event> out{on_instance(now, std::move(e))};

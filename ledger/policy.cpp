@@ -175,6 +175,7 @@ bool apply(const boost::json::object& o, policy& p, std::string& error) {
         else if (k == "purchase_refusal") { ok = v.is_string(); if (ok) p.purchase_refusal = std::string(v.as_string()); }
         else if (k == "import_allowed") ok = set_bool(v, p.import_allowed);
         else if (k == "purchase_requires_no_debt") ok = set_bool(v, p.purchase_requires_no_debt);
+        else if (k == "upgrade_requires_no_debt") ok = set_bool(v, p.upgrade_requires_no_debt);
         else if (k == "auto_renew_allowed") ok = set_bool(v, p.auto_renew_allowed);
         else if (k == "max_term_months") ok = set_int(v, p.max_term_months);
         else if (k == "stopped_release_days") ok = set_int(v, p.stopped_release_days);

@@ -19,7 +19,7 @@
 // suspension_days | second_phase_hours (second lapse phase), stopped_release_days,
 // stopped_release_hour, auto_renew_allowed (bool), auto_renew_days_before,
 // auto_renew_max_days_before (an extra cap; none by default), auto_renew_hour, issue_delay_hours, change_in_progress_minutes,
-// purchase_requires_no_debt (bool), states (as above; any subset of the flags).
+// purchase_requires_no_debt (bool), upgrade_requires_no_debt (bool), states (as above; any subset of the flags).
 #pragma once
 
 #include "ledger/types.h"
@@ -96,6 +96,7 @@ struct policy {
     price::unit price_unit = price::unit::monthly;
     std::int32_t max_term_months = 60;       // decision: terms and renewals of 1..60 months
     bool purchase_requires_no_debt = true;   // decision: payg/serverless purchase refused while the account owes
+    bool upgrade_requires_no_debt = true;    // Q, E: payg/serverless upgrade refused while the account owes
 
     std::optional<lapse_path> lapse;         // expiry path (subscription) or overdue path (payg/serverless)
 

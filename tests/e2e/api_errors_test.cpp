@@ -664,6 +664,40 @@ TEST_CASE("api errors: 402 for a pay-as-you-go purchase while the account owes (
         402, "insufficient_balance");
 }
 
+TEST_CASE("api errors: 402 for a pay-as-you-go upgrade while the account owes (Q, E: with an insufficient balance "
+          "you cannot upgrade), required 0; a downgrade is accepted",
+          "[e2e][api]") {
+    ledger_daemon l;
+    l.open("acc-1", 100);
+    l.buy(purchase_body("k-1", "acc-1", "kafka", "payg", hourly(120)));
+    l.act("k-1", "deploy");
+    // The first hourly bill (120) leaves the account owing 20.
+    REQUIRE(l.post("/v1/clock", json::object{{"advance_seconds", 3600}}).status == 200);
+    REQUIRE(l.balance("acc-1") == -20);
+    // A running RocketMQ pay-as-you-go instance on the owing account (imports do not check debt).
+    auto q = purchase_body("q-1", "acc-1", "rocketmq", "payg", hourly(120));
+    q["config"] = rmq_config("standard", 1000);
+    q["state"] = "running";
+    q["state_since"] = "2026-03-13T07:00:00Z";
+    const auto imported = l.post("/v1/instances/import", q);
+    REQUIRE(imported.status == 201);
+
+    auto r = l.refused(
+        [&] {
+            return l.post("/v1/instances/q-1/actions/change-config",
+                          json::object{{"config", rmq_config("professional", 1000)}, {"price", hourly(240)}});
+        },
+        402, "insufficient_balance");
+    CHECK(num(err(r, "balance")) == -20);
+    CHECK(num(err(r, "required")) == 0);
+
+    // Q's "Same as upgrade" is the billing effect: a downgrade while owing is accepted.
+    const auto v = l.act("q-1", "change-config",
+                         json::object{{"config", rmq_config("standard", 500)}, {"price", hourly(60)}});
+    CHECK(num(v.at("price").at("hourly")) == 60);
+    l.verify();
+}
+
 TEST_CASE("api errors: concurrent commands while the clock moves — every hourly bill is written once, the balance is "
           "funds minus bills, the feed has no gap",
           "[e2e][api][concurrency]") {

@@ -1206,6 +1206,57 @@ TEST_CASE("terms: a three-month subscription bought on the 31st ends on the 30th
     CHECK(w.inst.expires_at == at("2024-04-30 23:30"));
 }
 
+TEST_CASE("rocketmq Q/E: a payg or serverless upgrade (a higher price) is refused with insufficient_balance, "
+          "required 0, while the account owes; a downgrade stays allowed") {
+    for (auto b : {billing::payg, billing::serverless}) {
+        INFO(to_string(b));
+        auto w = make(product::rocketmq, b, 100000, at("2024-01-10 10:00"), 120);
+        // The account facts decide receives: owing 20 since the last bill.
+        auto owing = w.context();
+        owing.account = account_facts{-20, at("2024-01-10 10:00")};
+        auto even = owing;
+        even.account->balance = 0;
+        const auto t = at("2024-01-10 10:30");
+        const cmd::change_config up{rmq("professional"), price{price::unit::hourly, 240}};
+        const auto d = decide(w.inst, up, t, owing);
+        REQUIRE(code(d) == refusal_code::insufficient_balance);
+        CHECK(d.refused->balance == -20);
+        CHECK(d.refused->required == 0);
+        CHECK(d.events.empty());
+        CHECK(decide(w.inst, up, t, even).ok());   // a balance of 0 owes nothing
+
+        // A downgrade while owing: payg lowers the computing specification; serverless goes
+        // back from professional to standard after an upgrade made while it could pay.
+        cmd::change_config down{rmq("standard", 500), price{price::unit::hourly, 60}};
+        if (b == billing::serverless) {
+            w.must(up, t);
+            w.advance_to(t + 10min);
+            down = cmd::change_config{rmq("standard"), price{price::unit::hourly, 120}};
+        }
+        const auto ok = decide(w.inst, down, t + 10min, owing);
+        REQUIRE(ok.ok());
+        CHECK(std::get<events::config_change_started>(ok.events.at(0).data).amount == 0);
+    }
+}
+
+TEST_CASE("rocketmq Q/E: the refusal of upgrades while owing is the policy's upgrade_requires_no_debt (default on)") {
+    CHECK(policy_set::defaults().get(product::rocketmq, billing::payg).upgrade_requires_no_debt);
+    std::string error;
+    auto lenient = policy_set::defaults().with_overrides(
+        boost::json::parse(R"({"rocketmq/payg": {"upgrade_requires_no_debt": false}})"), error);
+    REQUIRE(lenient);
+    world w;
+    w.policies = *lenient;
+    w.now = at("2024-01-10 09:00");
+    w.open(100000);
+    w.buy(product::rocketmq, billing::payg, at("2024-01-10 10:00"), 120);
+    auto owing = w.context();
+    owing.account = account_facts{-20, at("2024-01-10 10:00")};
+    CHECK(decide(w.inst, cmd::change_config{rmq("professional"), price{price::unit::hourly, 240}}, at("2024-01-10 10:30"),
+                 owing)
+              .ok());
+}
+
 TEST_CASE("rocketmq payg: an upgrade needs no up-front charge and the change is recorded with amount 0") {
     auto w = make(product::rocketmq, billing::payg, 0, at("2024-01-10 10:00"), 100);
     w.must(cmd::change_config{rmq("professional"), price{price::unit::hourly, 300}}, at("2024-01-10 10:10"));
