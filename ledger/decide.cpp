@@ -162,7 +162,8 @@ struct instance_decider {
     pending_event on_instance(time_point at, ev::event e) const { return {stream(), at, std::move(e)}; }
     pending_event on_account(time_point at, ev::event e) const { return {account(), at, std::move(e)}; }
 
-    ev::released release_event(ev::release_cause cause) const { return ev::released{cause, s.topics, s.groups}; }
+    // K, E: a release deletes the topics, the groups and the configuration, and lists them.
+    ev::released release_event(ev::release_cause cause) const { return ev::released{cause, s.topics, s.groups, s.config}; }
 
     // The event that puts a running instance on its overdue path (RULES.md "Accounts and payments").
     std::optional<ev::event> overdue_entry() const {

@@ -111,8 +111,11 @@ struct folder {
         s.force_delete_requested_at = at;
     }
     void operator()(const events::released&) {
+        // K: "All data -- including topics, consumer groups, and configurations -- is
+        // permanently deleted"; E: "All metadata deleted".
         s.topics.clear();
         s.groups.clear();
+        s.config.reset();
         s.force_delete_pending = false;
         s.config_change_started_at.reset();
         enter(s, state::released, at);

@@ -1204,6 +1204,13 @@ TEST_CASE("rocketmq subscription: grace period 7 d with service, console and API
     CHECK(str(released.at("effective_at")) == "2026-04-20T06:00:00Z");
     CHECK(strings(released.at("data").at("topics")) == std::vector<std::string>{"orders"});
     CHECK(strings(released.at("data").at("groups")) == std::vector<std::string>{"g1"});
+    // E: "All metadata deleted": the configuration too, listed in the event (schema version 2).
+    CHECK(released.at("data").at("config") == rmq_config("standard", 1000));
+    CHECK(num(released.at("metadata").at("schema_version").at("instance.released")) == 2);
+    CHECK(v.at("config").is_null());
+    CHECK(strings(v.at("topics")).empty());
+    CHECK(l.inst("qs-1").at("config") == rmq_config("standard", 1000));
+    l.verify();
 }
 
 TEST_CASE("rocketmq payg: an uncovered hourly bill stops the instance (console disabled), paying restores, "

@@ -351,6 +351,31 @@ TEST_CASE("kafka: release deletes topics, groups and configuration and lists wha
     CHECK(w.inst.topics.empty());
 }
 
+TEST_CASE("rocketmq E: release deletes all metadata: topics, groups and the configuration, each listed in the event") {
+    for (auto b : {billing::subscription, billing::payg}) {
+        INFO(to_string(b));
+        auto w = make(product::rocketmq, b, b == billing::subscription ? 30000 : 100, at("2024-01-10 10:00"),
+                      b == billing::subscription ? 30000 : 120, 1);
+        const auto config = w.inst.config;
+        REQUIRE(config);
+        w.must(cmd::create_topic{"orders"}, at("2024-01-10 10:10"));
+        w.must(cmd::create_group{"g1"}, at("2024-01-10 10:10"));
+        w.advance_to(at("2024-03-01 10:00"));
+        REQUIRE(st(w) == state::released);
+        const auto r = std::get<events::released>(w.of<events::released>().at(0).data);
+        CHECK(r.topics == std::vector<std::string>{"orders"});
+        CHECK(r.groups == std::vector<std::string>{"g1"});
+        CHECK(r.config == config);
+        CHECK_FALSE(w.inst.config);
+        CHECK(w.inst.topics.empty());
+        CHECK(w.inst.groups.empty());
+    }
+    // Products without a configuration release none.
+    auto k = make(product::kafka, billing::subscription, 30000, at("2024-01-10 10:00"), 30000, 1);
+    k.advance_to(at("2024-03-01 10:00"));
+    CHECK_FALSE(std::get<events::released>(k.of<events::released>().at(0).data).config);
+}
+
 TEST_CASE("kafka: topic operations need a running instance; duplicates conflict and unknown names are not found") {
     auto w = make(product::kafka, billing::payg, 10000, at("2024-01-10 10:00"), 120);
     CHECK(code(w.run(cmd::create_topic{"t"}, at("2024-01-10 10:01"))) == refusal_code::invalid_transition);
