@@ -263,6 +263,41 @@ TEST_CASE("api errors: 401 without or with a bad token, 403 for a role that may 
     CHECK(actors.count({"instance.deployed", "olga"}) == 1);
 }
 
+TEST_CASE("api errors: the add-funds action needs the role that may add funds (billing, admin): operator and "
+          "auditor get 403, the billing token's name is the payment's actor",
+          "[e2e][api][auth]") {
+    temp_dir dir;
+    const auto tokens = dir.write("tokens", "admin ada " + sha256_hex("admin-secret") + "\noperator olga " +
+                                                sha256_hex("operator-secret") + "\nbilling bill " +
+                                                sha256_hex("billing-secret") + "\nauditor aude " +
+                                                sha256_hex("auditor-secret") + "\n");
+    ledger_daemon l(tokens.string(), "admin-secret");
+    l.open("acc-1", 100);
+    l.buy(purchase_body("k-1", "acc-1", "kafka", "payg", hourly(120)));
+    l.act("k-1", "deploy");
+    REQUIRE(l.post("/v1/clock", json::object{{"advance_seconds", 3600}}).status == 200);
+    REQUIRE(str(l.get_ok("/v1/instances/k-1").at("state")) == "expired");
+    const auto as = [](const std::string& token) { return http_client::bearer(token); };
+    const json::object funds{{"amount", 5000}, {"reference", "wire-1"}};
+    const std::string path = "/v1/instances/k-1/actions/add-funds";
+
+    l.refused([&] { return l.c.post(path, funds); }, 401, "unauthenticated");
+    l.refused([&] { return l.c.post(path, funds, as("operator-secret")); }, 403, "forbidden");
+    l.refused([&] { return l.c.post(path, funds, as("auditor-secret")); }, 403, "forbidden");
+    const auto r = l.c.post(path, funds, as("billing-secret"));
+    REQUIRE(r.status == 200);
+    CHECK(str(r.json.at("state")) == "running");
+    CHECK(l.balance("acc-1") == 4980);
+    const auto events = l.get_ok("/v1/events?after=0&limit=100").at("items").as_array();
+    std::set<std::pair<std::string, std::string>> actors;
+    for (const auto& e : events) actors.emplace(str(e.at("type")), str(e.at("metadata").at("actor")));
+    CHECK(actors.count({"account.funds_added", "bill"}) == 1);
+    CHECK(actors.count({"instance.restored", "bill"}) == 1);
+    // Running again, add-funds is no longer offered: 409 for an admin as for anyone, nothing written.
+    const auto refused = l.refused([&] { return l.post(path, funds); }, 409, "invalid_transition");
+    CHECK(str(err(refused, "state")) == "running");
+}
+
 TEST_CASE("api errors: 402 insufficient_balance adds balance and required (purchase, renewal, manual charge, "
           "upgrade)",
           "[e2e][api]") {
