@@ -26,7 +26,8 @@ void check_id(std::string_view id, std::string_view field);
 
 /// `action` is the API name (deploy, stop, enable, renew, unsubscribe, force-delete, delete,
 /// change-config, auto-renew); an unknown action is 404 not_found. The body may be empty for
-/// actions without fields.
+/// actions without fields. (add-funds has a route of its own: it pays into the account, with
+/// the body of `parse_funds`.)
 [[nodiscard]] commands::command parse_action(std::string_view action, const http::request_context& ctx);
 
 /// `{"name": "…"}` for topics and groups.

@@ -25,7 +25,7 @@ enum class route_kind {
     open,              // /metrics, /healthz, /readyz: no token at all
     read,              // any GET of the ledger: every role
     instance_action,   // create instances, their actions, topics and groups: operator, admin
-    account_write,     // accounts, funds, charges: billing, admin
+    account_write,     // accounts, funds (also an instance's add-funds action), charges: billing, admin
     admin_only,        // import, the manual clock, anything administrative: admin
 };
 

@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <random>
 
@@ -221,6 +222,88 @@ std::optional<time_point> query_time(const http::request_context& ctx, std::stri
 
 json::object items(json::array a) { return json::object{{"items", std::move(a)}}; }
 
+// ---- the add-funds action (K: "Renew or add funds") ----
+
+// An earlier request with this Idempotency-Key: whether there is one, and when the payment in
+// its append took effect (its account.funds_added), if it made one.
+struct earlier_request {
+    std::optional<time_point> paid_at;
+};
+
+std::optional<earlier_request> earlier_use(db_pool& reads, const std::string& key) {
+    return reads.with([&](pqxx::connection& c) -> std::optional<earlier_request> {
+        pqxx::nontransaction tx(c);
+        const auto rows = tx.exec_params(
+            "SELECT (SELECT (extract(epoch FROM e.effective_at) * 1000000)::bigint FROM events e "
+            "        WHERE e.position >= k.position AND e.position < k.position + k.append_count "
+            "          AND e.type = 'account.funds_added' ORDER BY e.position LIMIT 1) "
+            "FROM events k WHERE k.idempotency_key = $1",
+            key);
+        if (rows.empty()) return std::nullopt;
+        earlier_request out;
+        if (!rows[0][0].is_null()) out.paid_at = time_point(duration(rows[0][0].as<std::int64_t>()));
+        return out;
+    });
+}
+
+// The instance as it was right after the payment at `paid_at` (folded from its stream, so a
+// repeat with the same Idempotency-Key answers the same view, whatever happened since).
+http::response instance_after_payment(const services& s, const std::string& id, time_point paid_at) {
+    return s.reads.with([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c);
+        auto st = projections::instance_as_of(tx, id, paid_at);
+        st.id = id;
+        if (!st.exists) return http::error_response(404, "not_found", "no such instance");
+        return http::json_response(200, views::instance(st, projections::policy_of(st, s.eng.policies()), paid_at));
+    });
+}
+
+// POST /v1/instances/{id}/actions/add-funds: the payment K's Actions column offers an expired
+// pay-as-you-go/serverless instance ("Renew or add funds"; the views list `add-funds` in every
+// overdue payg state). It is `POST /v1/accounts/{account}/funds` on the instance's account, so
+// it needs the role that may add funds (billing or admin), and a payment that clears what the
+// account owes restores the instance in the same append (RULES.md "Accounts and payments").
+// Like every action it is refused (409) unless the instance lists it now, and If-Match names
+// the instance's version; a repeat with the same Idempotency-Key skips both checks and replays.
+// Answers the instance after the payment.
+http::response pay_for_instance(const services& s, const std::string& id, const cmd::add_funds& funds,
+                                request_meta meta) {
+    const auto earlier = meta.idempotency_key ? earlier_use(s.reads, *meta.idempotency_key) : std::nullopt;
+    const auto inst = s.eng.load_instance(id);
+    if (!inst.exists) return http::error_response(404, "not_found", "no such instance");
+    if (!earlier) {
+        if (meta.if_match && *meta.if_match != inst.version)
+            return http::error_response(412, "version_mismatch",
+                                        "If-Match is " + std::to_string(*meta.if_match) + "; the version is " +
+                                            std::to_string(inst.version),
+                                        {{"version", inst.version}});
+        const auto allowed = allowed_actions(inst, projections::policy_of(inst, s.eng.policies()), s.clk.now());
+        if (std::find(allowed.begin(), allowed.end(), action::add_funds) == allowed.end()) {
+            refusal r;
+            r.code = refusal_code::invalid_transition;
+            r.message = "add-funds is not available in this state";
+            r.current = inst.current;
+            r.allowed_actions = allowed;
+            return refusal_response(r);
+        }
+    }
+    // The account's own version is not what If-Match named: checked above.
+    meta.if_match.reset();
+    const auto o = s.eng.execute_account(inst.account_id, funds, meta);
+    if (o.kind != outcome_kind::ok) return outcome_response(o, 200, s.eng, inst.account_id, s.clk.now());
+    std::optional<time_point> paid_at;
+    for (const auto& e : o.written)
+        if (e.type == "account.funds_added") paid_at = e.effective_at;
+    if (!paid_at && meta.idempotency_key)   // a replay: the first request's payment
+        if (const auto first = earlier_use(s.reads, *meta.idempotency_key)) paid_at = first->paid_at;
+    if (!paid_at) {
+        auto r = http::error_response(500, "internal", "the payment could not be read back");
+        r.internal_error = "add-funds: no account.funds_added for instance " + id;
+        return r;
+    }
+    return instance_after_payment(s, id, *paid_at);
+}
+
 } // namespace
 
 void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk,
@@ -263,6 +346,24 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                     auto c = api::parse_import(ctx.json_body());
                     auto id = c.details.instance_id;
                     run_instance_command(s, ctx, std::move(id), std::move(c), 201, std::move(done));
+                });
+    // add-funds pays into the instance's account: the role that may add funds (billing, admin),
+    // not the instance operator's. The literal segment wins over {action} below.
+    r.add_async("POST", "/v1/instances/{id}/actions/add-funds", route_kind::account_write,
+                [s](const http::request_context& ctx, http::responder done) {
+                    auto id = path_id(ctx, "instance");
+                    auto funds = api::parse_funds(ctx.json_body());
+                    auto meta = meta_of(ctx);
+                    s.run([s, id = std::move(id), funds = std::move(funds), meta = std::move(meta),
+                           done = std::move(done)]() mutable {
+                        done(guarded([&] {
+                            try {
+                                return pay_for_instance(s, id, funds, std::move(meta));
+                            } catch (const pqxx::failure& e) {   // broken connections included
+                                return unavailable_response(e.what());
+                            }
+                        }));
+                    });
                 });
     r.add_async("POST", "/v1/instances/{id}/actions/{action}", route_kind::instance_action,
                 [s](const http::request_context& ctx, http::responder done) {

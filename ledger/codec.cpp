@@ -235,8 +235,10 @@ template <> inline constexpr auto schema<auto_renew_failed> = std::tuple{
     field{"required", &auto_renew_failed::required}, field{"balance", &auto_renew_failed::balance}};
 template <> inline constexpr auto schema<expired> = std::tuple{field{"cause", &expired::cause}};
 template <> inline constexpr auto schema<restored> = std::tuple{field{"cause", &restored::cause}};
+// Version 2 (version 1 lacked config: see upcasters below).
 template <> inline constexpr auto schema<released> = std::tuple{
-    field{"cause", &released::cause}, field{"topics", &released::topics}, field{"groups", &released::groups}};
+    field{"cause", &released::cause}, field{"topics", &released::topics}, field{"groups", &released::groups},
+    field{"config", &released::config}};
 template <> inline constexpr auto schema<settled> = std::tuple{
     field{"cycle_start", &settled::cycle_start}, field{"cycle_end", &settled::cycle_end},
     field{"amount", &settled::amount}};
@@ -677,9 +679,20 @@ std::optional<codec_error> add_auto_renew_off(json::object& data) {
     return std::nullopt;
 }
 
-constexpr std::array<upcaster, 2> upcasters{{
+// Version 1 of a release did not list the configuration it deleted. The fold of version 1 did
+// not delete it either, so nothing is known to have been deleted: null, as for a product
+// without a configuration.
+std::optional<codec_error> add_released_config_null(json::object& data) {
+    if (data.contains("config"))
+        return codec_error{error_kind::extra_field, "config", "config is not in schema version 1"};
+    data.emplace("config", nullptr);
+    return std::nullopt;
+}
+
+constexpr std::array<upcaster, 3> upcasters{{
     {"instance.purchased", 1, &add_auto_renew_off},
     {"instance.imported", 1, &add_auto_renew_off},
+    {"instance.released", 1, &add_released_config_null},
 }};
 
 constexpr int current_version_of(std::string_view type) noexcept {
@@ -700,7 +713,8 @@ constexpr bool upcaster_chains_are_contiguous() {
     return true;
 }
 static_assert(upcaster_chains_are_contiguous(), "each type's upcasters must go 1→2, 2→3, … without gaps or repeats");
-static_assert(current_version_of("instance.purchased") == 2 && current_version_of("instance.deployed") == 1);
+static_assert(current_version_of("instance.purchased") == 2 && current_version_of("instance.released") == 2 &&
+              current_version_of("instance.deployed") == 1);
 
 const upcaster* find_upcaster(std::string_view type, int from_version) noexcept {
     for (const auto& u : upcasters)

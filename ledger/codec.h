@@ -20,7 +20,8 @@
 //      1 + the number of its upcasters, so this bumps it;
 //   4. add a test that decodes a stored document of the old version.
 // Today: `instance.purchased` and `instance.imported` are at version 2 (version 1 lacked
-// `auto_renew`, upcast to `{"enabled": false, "days_before": 7}`); every other type is at 1.
+// `auto_renew`, upcast to `{"enabled": false, "days_before": 7}`); `instance.released` is at
+// version 2 (version 1 lacked `config`, upcast to null); every other type is at 1.
 //
 // Every function here is a pure function of its arguments: thread-safe, no global state
 // besides immutable tables.

@@ -65,6 +65,16 @@ int edition_rank(const std::string& e) {
 
 bool valid_name(const std::string& n) { return !n.empty() && n.size() <= max_name_length; }
 
+// R: "You can change this deduction date as required": any lead of at least a day that is
+// shorter than the shortest possible term of `term_months` months. A lead as long as the term
+// would put the next attempt before a success's own day, so one success would trigger the next
+// at once; shorter, the renewed expiry's attempt day always comes after it (one attempt a day).
+// The policy may cap it further (`auto_renew_max_days_before`, unset by default).
+bool valid_days_before(std::int32_t days_before, std::int32_t term_months, const policy& p) {
+    if (days_before < 1 || days_before >= shortest_term_days(std::max<std::int32_t>(1, term_months))) return false;
+    return !p.auto_renew_max_days_before || days_before <= *p.auto_renew_max_days_before;
+}
+
 // ---- stage 1: the command alone ----
 
 // The policy table is indexed by product and billing: a value outside the enums (a caller that
@@ -99,8 +109,8 @@ std::optional<decision> validate_purchase_fields(const cmd::purchase& c, const p
     if (c.auto_renew && c.auto_renew->enabled) {
         if (c.bill != billing::subscription || !p.auto_renew_allowed)
             return invalid("auto_renew", "auto-renewal applies to subscriptions only");
-        if (c.auto_renew->days_before < 1 || c.auto_renew->days_before > p.auto_renew_max_days_before)
-            return invalid("auto_renew", "days_before out of range");
+        if (!valid_days_before(c.auto_renew->days_before, c.term_months, p))
+            return invalid("auto_renew", "days_before must be at least 1 and shorter than the term");
     }
     return std::nullopt;
 }
@@ -152,7 +162,8 @@ struct instance_decider {
     pending_event on_instance(time_point at, ev::event e) const { return {stream(), at, std::move(e)}; }
     pending_event on_account(time_point at, ev::event e) const { return {account(), at, std::move(e)}; }
 
-    ev::released release_event(ev::release_cause cause) const { return ev::released{cause, s.topics, s.groups}; }
+    // K, E: a release deletes the topics, the groups and the configuration, and lists them.
+    ev::released release_event(ev::release_cause cause) const { return ev::released{cause, s.topics, s.groups, s.config}; }
 
     // The event that puts a running instance on its overdue path (RULES.md "Accounts and payments").
     std::optional<ev::event> overdue_entry() const {
@@ -255,7 +266,10 @@ struct instance_decider {
         if (balance() < *cost) return insufficient(balance(), *cost);
         std::vector<pending_event> out{on_instance(now, ev::renewed{c.months, *cost, expiry, false})};
         if (*cost > 0) out.push_back(on_account(now, ev::charged{*cost, "renewal", ctx.instance_id, ""}));
-        if (s.current != state::running) out.push_back(on_instance(now, ev::restored{"renewed"}));
+        // A lapsed term is restored (to running, or to not_deployed for a Kafka subscription never
+        // deployed: K, only Deploy leads to Running); a term still running needs no restoring.
+        if (s.current != state::running && s.current != state::not_deployed)
+            out.push_back(on_instance(now, ev::restored{"renewed"}));
         return emit(std::move(out));
     }
 
@@ -312,6 +326,15 @@ struct instance_decider {
             if (!prorated) return invalid("price", "the price difference overflows");
             amount = *prorated;
             if (amount > 0 && balance() < amount) return insufficient(balance(), amount);
+        } else if (c.rate.amount > s.rate.amount && p->upgrade_requires_no_debt && balance() < 0) {
+            // E: with a balance below what is required "you cannot ... upgrade existing
+            // instances"; Q (payg, serverless): "Make sure your account has a sufficient balance".
+            // Such an upgrade charges nothing up front, so the balance is insufficient exactly
+            // while the account owes: refused with required 0, as a payg purchase is. Q's "Same as
+            // upgrade" in the Downgrade column describes the billing effect (no difference, no
+            // refund), not this check: a downgrade lowers what the owing account runs up, so it
+            // stays allowed.
+            return insufficient(balance(), 0);
         }
         ev::config_change_started e{ev::config_snapshot{s.config, s.rate}, ev::config_snapshot{to, c.rate}, amount};
         std::vector<pending_event> out{on_instance(now, std::move(e))};
@@ -322,8 +345,8 @@ struct instance_decider {
 
     decision operator()(const cmd::set_auto_renew& c) const {
         if (!allows(action::auto_renew)) return bad_transition("auto-renew is not available in this state");
-        if (c.enabled && (c.days_before < 1 || c.days_before > p->auto_renew_max_days_before))
-            return invalid("days_before", "days_before out of range");
+        if (c.enabled && !valid_days_before(c.days_before, s.term_months, *p))
+            return invalid("days_before", "days_before must be at least 1 and shorter than the term");
         const auto days = c.enabled ? c.days_before : s.auto_renew.days_before;
         return emit({on_instance(now, ev::auto_renew_set{c.enabled, days})});
     }

@@ -57,7 +57,11 @@ struct suspended { friend bool operator==(const suspended&, const suspended&) = 
 struct frozen { friend bool operator==(const frozen&, const frozen&) = default; };
 struct force_delete_requested { friend bool operator==(const force_delete_requested&, const force_delete_requested&) = default; };
 enum class release_cause { deadline, force_delete };
+/// What the release destroyed (K: "topics, consumer groups, and configurations"; E: "all
+/// metadata deleted"): the topics, the groups and the RocketMQ configuration (null for products
+/// without one). Schema version 2; version 1 had no `config` and reads as null.
 struct released { release_cause cause = release_cause::deadline; std::vector<std::string> topics; std::vector<std::string> groups;
+                  std::optional<instance_config> config{};
                   friend bool operator==(const released&, const released&) = default; };
 struct deleted { friend bool operator==(const deleted&, const deleted&) = default; };
 struct settled { time_point cycle_start; time_point cycle_end; money amount = 0; friend bool operator==(const settled&, const settled&) = default; };

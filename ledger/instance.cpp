@@ -53,12 +53,15 @@ struct folder {
 
     void operator()(const events::purchased& e) {
         apply_purchase(s, e, at);
+        s.deployed = starting_state_of(e.prod) == state::running;
         enter(s, starting_state_of(e.prod), at);
     }
     void operator()(const events::imported& e) {
         apply_purchase(s, e.purchase, at);
         s.current = e.in_state;
         s.state_since = e.state_since;
+        // An instance imported in any state past `not_deployed` has run (K: only Deploy leads there).
+        s.deployed = e.in_state != state::not_deployed;
         s.overdue_since = e.overdue_since;
         if (!s.overdue_since && e.purchase.bill != billing::subscription &&
             (e.in_state == state::expired || e.in_state == state::frozen || e.in_state == state::suspended ||
@@ -67,7 +70,10 @@ struct folder {
         // Decision: billing of an imported instance starts at its import, not before.
         add_mark(s, at);
     }
-    void operator()(const events::deployed&) { enter(s, state::running, at); }
+    void operator()(const events::deployed&) {
+        s.deployed = true;
+        enter(s, state::running, at);
+    }
     void operator()(const events::stopped&) {
         if (!stop_is_manual(s.prod)) s.overdue_since = at;
         enter(s, state::stopped, at);
@@ -94,7 +100,9 @@ struct folder {
     }
     void operator()(const events::restored&) {
         s.overdue_since.reset();
-        enter(s, state::running, at);
+        // K: only Deploy leads to Running: a subscription that expired before it was ever
+        // deployed and is renewed goes back to where it was, with its term running again.
+        enter(s, s.deployed ? state::running : state::not_deployed, at);
     }
     void operator()(const events::suspended&) { enter(s, state::suspended, at); }
     void operator()(const events::frozen&) { enter(s, state::frozen, at); }
@@ -103,8 +111,11 @@ struct folder {
         s.force_delete_requested_at = at;
     }
     void operator()(const events::released&) {
+        // K: "All data -- including topics, consumer groups, and configurations -- is
+        // permanently deleted"; E: "All metadata deleted".
         s.topics.clear();
         s.groups.clear();
+        s.config.reset();
         s.force_delete_pending = false;
         s.config_change_started_at.reset();
         enter(s, state::released, at);

@@ -24,6 +24,10 @@ struct instance_state {
     std::string timezone;
     state current = state::not_deployed;
     time_point state_since{};
+    // K: only Deploy leads to Running. True once the instance has ever run: deployed, purchased
+    // into `running` (every product but Kafka) or imported in any state but `not_deployed`. A
+    // renewal after expiry restores `running` only then, `not_deployed` otherwise.
+    bool deployed = false;
     time_point created_at{};
     time_point last_effective_at{};          // effective_at of the newest folded event
 

@@ -7,6 +7,7 @@
 
 #include "ledger/types.h"
 
+#include <cstdint>
 #include <string_view>
 
 namespace date {
@@ -53,6 +54,25 @@ inline constexpr std::string_view default_timezone = "Asia/Shanghai";
 /// `t` plus `months` calendar months at the same local time, clamped to the month's last day
 /// (RULES.md "Terms": 2024-01-31 10:00 + 1 month = 2024-02-29 10:00). Thread-safe.
 [[nodiscard]] time_point add_months_local(time_point t, const date::time_zone* zone, int months);
+
+/// The fewest calendar days a term of `months` calendar months can last (RULES.md "Terms"): the
+/// smallest sum of `months` consecutive month lengths in a common year: 28 for 1 month
+/// (February), 59 for 2, 89 for 3, 181 for 6, 365 for 12; 0 for `months` < 1. A leap day only
+/// lengthens a term, and a term clamped to a shorter month's end (01-31 + 1 month = 02-28) is
+/// never shorter than the months that follow its start, so no term of `months` months is
+/// shorter. R's auto-renewal lead must stay below it (decide.cpp). Pure; thread-safe.
+[[nodiscard]] constexpr std::int64_t shortest_term_days(std::int64_t months) noexcept {
+    if (months < 1) return 0;
+    constexpr int lengths[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const std::int64_t rest = months % 12;
+    std::int64_t shortest = rest == 0 ? 0 : 366;
+    for (int start = 0; rest != 0 && start < 12; ++start) {
+        std::int64_t days = 0;
+        for (std::int64_t k = 0; k < rest; ++k) days += lengths[(start + k) % 12];
+        if (days < shortest) shortest = days;
+    }
+    return 365 * (months / 12) + shortest;
+}
 
 /// The start (local midnight) of the local calendar day containing `t`. Thread-safe.
 [[nodiscard]] time_point local_day_start(time_point t, const date::time_zone* zone);

@@ -175,12 +175,13 @@ bool apply(const boost::json::object& o, policy& p, std::string& error) {
         else if (k == "purchase_refusal") { ok = v.is_string(); if (ok) p.purchase_refusal = std::string(v.as_string()); }
         else if (k == "import_allowed") ok = set_bool(v, p.import_allowed);
         else if (k == "purchase_requires_no_debt") ok = set_bool(v, p.purchase_requires_no_debt);
+        else if (k == "upgrade_requires_no_debt") ok = set_bool(v, p.upgrade_requires_no_debt);
         else if (k == "auto_renew_allowed") ok = set_bool(v, p.auto_renew_allowed);
         else if (k == "max_term_months") ok = set_int(v, p.max_term_months);
         else if (k == "stopped_release_days") ok = set_int(v, p.stopped_release_days);
         else if (k == "stopped_release_hour") ok = set_int(v, p.stopped_release_hour) && p.stopped_release_hour < 24;
         else if (k == "auto_renew_days_before") ok = set_int(v, p.auto_renew_days_before);
-        else if (k == "auto_renew_max_days_before") ok = set_int(v, p.auto_renew_max_days_before);
+        else if (k == "auto_renew_max_days_before") { ok = set_int(v, n); if (ok) p.auto_renew_max_days_before = n; }
         else if (k == "auto_renew_hour") ok = set_int(v, p.auto_renew_hour) && p.auto_renew_hour < 24;
         else if (k == "issue_delay_hours") { ok = set_int(v, n); p.issue_delay = std::chrono::hours{n}; }
         else if (k == "change_in_progress_minutes") { ok = set_int(v, n); p.change_in_progress = std::chrono::minutes{n}; }

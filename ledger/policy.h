@@ -18,8 +18,8 @@
 // max_term_months, grace_days | grace_hours (first lapse phase), retention_days |
 // suspension_days | second_phase_hours (second lapse phase), stopped_release_days,
 // stopped_release_hour, auto_renew_allowed (bool), auto_renew_days_before,
-// auto_renew_max_days_before, auto_renew_hour, issue_delay_hours, change_in_progress_minutes,
-// purchase_requires_no_debt (bool), states (as above; any subset of the flags).
+// auto_renew_max_days_before (an extra cap; none by default), auto_renew_hour, issue_delay_hours, change_in_progress_minutes,
+// purchase_requires_no_debt (bool), upgrade_requires_no_debt (bool), states (as above; any subset of the flags).
 #pragma once
 
 #include "ledger/types.h"
@@ -96,6 +96,7 @@ struct policy {
     price::unit price_unit = price::unit::monthly;
     std::int32_t max_term_months = 60;       // decision: terms and renewals of 1..60 months
     bool purchase_requires_no_debt = true;   // decision: payg/serverless purchase refused while the account owes
+    bool upgrade_requires_no_debt = true;    // Q, E: payg/serverless upgrade refused while the account owes
 
     std::optional<lapse_path> lapse;         // expiry path (subscription) or overdue path (payg/serverless)
 
@@ -107,7 +108,12 @@ struct policy {
 
     bool auto_renew_allowed = false;         // R; decision: every subscription product
     std::int32_t auto_renew_days_before = 7; // R
-    std::int32_t auto_renew_max_days_before = 27; // decision: < the shortest term, so one success cannot re-trigger at once
+    // R: "You can change this deduction date as required": any lead shorter than the term is
+    // accepted (decide: 1 <= days_before < shortest_term_days(term_months), so one success can
+    // never trigger the next attempt at once). This optional cap on top of that is kept so that
+    // an override file written for the old fixed bound (27) still loads and still caps; unset by
+    // default: no extra cap.
+    std::optional<std::int32_t> auto_renew_max_days_before;
     std::int32_t auto_renew_hour = 3;        // R
 
     cycle_kind cycle = cycle_kind::none;

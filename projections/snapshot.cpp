@@ -142,6 +142,7 @@ json::object encode_snapshot(const instance_state& s) {
     o["timezone"] = s.timezone;
     o["state"] = to_string(s.current);
     o["state_since"] = time_value(s.state_since);
+    o["deployed"] = s.deployed;
     o["created_at"] = time_value(s.created_at);
     o["last_effective_at"] = time_value(s.last_effective_at);
     o["term_months"] = s.term_months;
@@ -195,6 +196,7 @@ std::optional<instance_state> decode_instance_snapshot(const json::value& v, std
         s.timezone = r.string("timezone");
         s.current = r.enumerated<state>("state", parse_state);
         s.state_since = r.time("state_since");
+        s.deployed = r.boolean("deployed");
         s.created_at = r.time("created_at");
         s.last_effective_at = r.time("last_effective_at");
         s.term_months = r.int32("term_months");

@@ -263,6 +263,41 @@ TEST_CASE("api errors: 401 without or with a bad token, 403 for a role that may 
     CHECK(actors.count({"instance.deployed", "olga"}) == 1);
 }
 
+TEST_CASE("api errors: the add-funds action needs the role that may add funds (billing, admin): operator and "
+          "auditor get 403, the billing token's name is the payment's actor",
+          "[e2e][api][auth]") {
+    temp_dir dir;
+    const auto tokens = dir.write("tokens", "admin ada " + sha256_hex("admin-secret") + "\noperator olga " +
+                                                sha256_hex("operator-secret") + "\nbilling bill " +
+                                                sha256_hex("billing-secret") + "\nauditor aude " +
+                                                sha256_hex("auditor-secret") + "\n");
+    ledger_daemon l(tokens.string(), "admin-secret");
+    l.open("acc-1", 100);
+    l.buy(purchase_body("k-1", "acc-1", "kafka", "payg", hourly(120)));
+    l.act("k-1", "deploy");
+    REQUIRE(l.post("/v1/clock", json::object{{"advance_seconds", 3600}}).status == 200);
+    REQUIRE(str(l.get_ok("/v1/instances/k-1").at("state")) == "expired");
+    const auto as = [](const std::string& token) { return http_client::bearer(token); };
+    const json::object funds{{"amount", 5000}, {"reference", "wire-1"}};
+    const std::string path = "/v1/instances/k-1/actions/add-funds";
+
+    l.refused([&] { return l.c.post(path, funds); }, 401, "unauthenticated");
+    l.refused([&] { return l.c.post(path, funds, as("operator-secret")); }, 403, "forbidden");
+    l.refused([&] { return l.c.post(path, funds, as("auditor-secret")); }, 403, "forbidden");
+    const auto r = l.c.post(path, funds, as("billing-secret"));
+    REQUIRE(r.status == 200);
+    CHECK(str(r.json.at("state")) == "running");
+    CHECK(l.balance("acc-1") == 4980);
+    const auto events = l.get_ok("/v1/events?after=0&limit=100").at("items").as_array();
+    std::set<std::pair<std::string, std::string>> actors;
+    for (const auto& e : events) actors.emplace(str(e.at("type")), str(e.at("metadata").at("actor")));
+    CHECK(actors.count({"account.funds_added", "bill"}) == 1);
+    CHECK(actors.count({"instance.restored", "bill"}) == 1);
+    // Running again, add-funds is no longer offered: 409 for an admin as for anyone, nothing written.
+    const auto refused = l.refused([&] { return l.post(path, funds); }, 409, "invalid_transition");
+    CHECK(str(err(refused, "state")) == "running");
+}
+
 TEST_CASE("api errors: 402 insufficient_balance adds balance and required (purchase, renewal, manual charge, "
           "upgrade)",
           "[e2e][api]") {
@@ -662,6 +697,40 @@ TEST_CASE("api errors: 402 for a pay-as-you-go purchase while the account owes (
                           json::object{{"amount", 1}, {"instance_id", "k-1"}, {"reason", "usage"}, {"reference", "c"}});
         },
         402, "insufficient_balance");
+}
+
+TEST_CASE("api errors: 402 for a pay-as-you-go upgrade while the account owes (Q, E: with an insufficient balance "
+          "you cannot upgrade), required 0; a downgrade is accepted",
+          "[e2e][api]") {
+    ledger_daemon l;
+    l.open("acc-1", 100);
+    l.buy(purchase_body("k-1", "acc-1", "kafka", "payg", hourly(120)));
+    l.act("k-1", "deploy");
+    // The first hourly bill (120) leaves the account owing 20.
+    REQUIRE(l.post("/v1/clock", json::object{{"advance_seconds", 3600}}).status == 200);
+    REQUIRE(l.balance("acc-1") == -20);
+    // A running RocketMQ pay-as-you-go instance on the owing account (imports do not check debt).
+    auto q = purchase_body("q-1", "acc-1", "rocketmq", "payg", hourly(120));
+    q["config"] = rmq_config("standard", 1000);
+    q["state"] = "running";
+    q["state_since"] = "2026-03-13T07:00:00Z";
+    const auto imported = l.post("/v1/instances/import", q);
+    REQUIRE(imported.status == 201);
+
+    auto r = l.refused(
+        [&] {
+            return l.post("/v1/instances/q-1/actions/change-config",
+                          json::object{{"config", rmq_config("professional", 1000)}, {"price", hourly(240)}});
+        },
+        402, "insufficient_balance");
+    CHECK(num(err(r, "balance")) == -20);
+    CHECK(num(err(r, "required")) == 0);
+
+    // Q's "Same as upgrade" is the billing effect: a downgrade while owing is accepted.
+    const auto v = l.act("q-1", "change-config",
+                         json::object{{"config", rmq_config("standard", 500)}, {"price", hourly(60)}});
+    CHECK(num(v.at("price").at("hourly")) == 60);
+    l.verify();
 }
 
 TEST_CASE("api errors: concurrent commands while the clock moves — every hourly bill is written once, the balance is "

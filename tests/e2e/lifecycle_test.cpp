@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <set>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -410,6 +411,45 @@ TEST_CASE("kafka subscription: renew within 7 days of expiring restores running,
     CHECK(str(l.last("ks-4", "instance.expired").at("effective_at")) == "2026-05-13T06:00:00Z");
 }
 
+TEST_CASE("kafka subscription: expired before it was ever deployed, renewed within 7 days -> not_deployed, then "
+          "deploy -> running; a deployed one renewed after expiry -> running (K: only Deploy leads to Running)",
+          "[e2e][kafka]") {
+    ledger_daemon l;
+    l.open("acc-ks6", 200000);
+    l.buy(purchase_body("ks-6", "acc-ks6", "kafka", "subscription", monthly(30000), 1));   // never deployed
+    l.buy(purchase_body("ks-7", "acc-ks6", "kafka", "subscription", monthly(30000), 1));
+    l.act("ks-7", "deploy");
+
+    l.clock("2026-04-15T06:00:00Z");
+    CHECK(l.state("ks-6") == "expired");
+    CHECK(l.state("ks-7") == "expired");
+
+    auto v = l.act("ks-6", "renew", json::object{{"months", 1}});
+    CHECK(str(v.at("state")) == "not_deployed");
+    CHECK(str(v.at("display_state")) == "Not Deployed");
+    CHECK(v.at("service_available") == false);
+    CHECK(str(v.at("state_since")) == "2026-04-15T06:00:00Z");
+    CHECK(str(v.at("expires_at")) == "2026-05-13T06:00:00Z");   // the term keeps running from the old expiry
+    CHECK(has(strings(v.at("actions")), "deploy"));
+    CHECK_FALSE(has(strings(v.at("actions")), "renew"));
+    CHECK(deadline(v, "release_at").empty());
+    CHECK(str(l.last("ks-6", "instance.restored").at("data").at("cause")) == "renewed");
+    CHECK(l.balance("acc-ks6") == 200000 - 3 * 30000);
+
+    v = l.act("ks-7", "renew", json::object{{"months", 1}});
+    CHECK(str(v.at("state")) == "running");
+
+    v = l.act("ks-6", "deploy");
+    CHECK(str(v.at("state")) == "running");
+    CHECK(l.types("ks-6") == std::vector<std::string>{"instance.purchased", "instance.expired", "instance.renewed",
+                                                      "instance.restored", "instance.deployed"});
+    // The old release deadline is moot for both.
+    l.clock("2026-04-23T00:00:00Z");
+    CHECK(l.state("ks-6") == "running");
+    CHECK(l.state("ks-7") == "running");
+    l.verify();
+}
+
 TEST_CASE("kafka subscription: unsubscribe (by ticket) expires at once, released 7 days later, force delete of an "
           "expired subscription releases at once (K)",
           "[e2e][kafka]") {
@@ -629,6 +669,143 @@ TEST_CASE("kafka payg: a bill that leaves the account owing expires the instance
     l.clock("2026-03-13T10:00:00Z");
     CHECK(num(l.last("kp-4", "instance.settled").at("data").at("amount")) == 120);
     CHECK(l.balance("acc-kp4") == 99870);
+}
+
+TEST_CASE("kafka payg: add-funds, listed on the overdue path (K: \"Renew or add funds\"), is an action: it pays into "
+          "the instance's account and the instance is restored (API actions)",
+          "[e2e][kafka]") {
+    ledger_daemon l;
+    l.open("acc-kp9", 100);
+    l.buy(purchase_body("kp-9", "acc-kp9", "kafka", "payg", hourly(120)));
+    l.act("kp-9", "deploy");
+
+    // Running: add-funds is not offered, and not accepted.
+    auto r = l.try_act("kp-9", "add-funds", json::object{{"amount", 1000}, {"reference", "early"}});
+    CHECK(r.status == 409);
+    CHECK(r.error_code() == "invalid_transition");
+    CHECK(strings(r.json.at("error").at("allowed_actions")) == std::vector<std::string>{"stop"});
+
+    l.clock("2026-03-13T07:00:00Z");
+    auto v = l.inst("kp-9");
+    REQUIRE(str(v.at("state")) == "expired");
+    REQUIRE(has(strings(v.at("actions")), "add-funds"));
+
+    // The body of POST /v1/accounts/{id}/funds, with its checks.
+    r = l.try_act("kp-9", "add-funds", json::object{{"amount", 0}, {"reference", "zero"}});
+    CHECK(r.status == 422);
+    CHECK(str(r.json.at("error").at("field")) == "amount");
+    r = l.try_act("kp-9", "add-funds", json::object{{"amount", 5}, {"bogus", 1}});
+    CHECK(r.status == 400);
+    r = l.try_act("ghost", "add-funds", json::object{{"amount", 5}, {"reference", "x"}});
+    CHECK(r.status == 404);
+    CHECK(r.error_code() == "not_found");
+    r = l.post("/v1/instances/kp-9/actions/add-funds", json::object{{"amount", 5}, {"reference", "x"}},
+               {{"If-Match", "\"1\""}});
+    CHECK(r.status == 412);
+    CHECK(num(r.json.at("error").at("version")) == num(v.at("version")));
+    CHECK(l.balance("acc-kp9") == -20);
+
+    l.clock("2026-03-13T08:30:00Z");
+    const header_list key{{"Idempotency-Key", "pay-kp9"}};
+    r = l.post("/v1/instances/kp-9/actions/add-funds", json::object{{"amount", 1000}, {"reference", "wire-kp9"}}, key);
+    REQUIRE(r.status == 200);
+    v = r.json.as_object();
+    CHECK(str(v.at("instance_id")) == "kp-9");
+    CHECK(str(v.at("state")) == "running");
+    CHECK(v.at("overdue_since").is_null());
+    CHECK(deadline(v, "release_at").empty());
+    CHECK(strings(v.at("actions")) == std::vector<std::string>{"stop"});
+    CHECK(l.balance("acc-kp9") == 980);
+    const auto restored = l.last("kp-9", "instance.restored");
+    CHECK(str(restored.at("effective_at")) == "2026-03-13T08:30:00Z");
+    CHECK(str(restored.at("data").at("cause")) == "paid");
+    // The payment is the account's event, with the reference given.
+    const auto acc = l.get_ok("/v1/events?after=0&limit=1000");
+    std::vector<std::string> refs;
+    for (const auto& e : acc.at("items").as_array())
+        if (str(e.at("type")) == "account.funds_added") refs.push_back(str(e.at("data").at("reference")));
+    CHECK(refs.back() == "wire-kp9");
+
+    // A repeat with the same key answers the same view and writes nothing, even later.
+    const auto head = l.head();
+    l.clock("2026-03-13T09:30:00Z");
+    const auto head_after_bill = l.head();
+    CHECK(head_after_bill > head);   // the 09:00 bill
+    const auto again =
+        l.post("/v1/instances/kp-9/actions/add-funds", json::object{{"amount", 1000}, {"reference", "wire-kp9"}}, key);
+    CHECK(again.status == 200);
+    CHECK(again.body == r.body);
+    CHECK(l.head() == head_after_bill);
+    CHECK(l.balance("acc-kp9") == 980 - 60);
+    l.verify();
+}
+
+TEST_CASE("actions: every action an instance view lists is one POST /v1/instances/{id}/actions/{action} routes, in "
+          "every state walked (never 404) (API.md, K's Actions column)",
+          "[e2e][kafka][rabbitmq][rocketmq][mqtt]") {
+    ledger_daemon l;
+    l.open("acc-w1", 10000000);
+    l.open("acc-w2", 100);
+    l.buy(purchase_body("w-ks1", "acc-w1", "kafka", "subscription", monthly(1000), 1));   // never deployed
+    l.buy(purchase_body("w-ks2", "acc-w1", "kafka", "subscription", monthly(1000), 1));
+    l.act("w-ks2", "deploy");
+    l.buy(purchase_body("w-kp1", "acc-w1", "kafka", "payg", hourly(10)));
+    l.act("w-kp1", "deploy");
+    l.buy(purchase_body("w-kp2", "acc-w1", "kafka", "serverless", hourly(10)));
+    l.act("w-kp2", "deploy");
+    l.act("w-kp2", "stop");
+    l.buy(rocketmq_body("w-qs1", "acc-w1", "subscription", monthly(1000), 1));
+    l.buy(rocketmq_body("w-qp1", "acc-w1", "payg", hourly(10)));
+    l.buy(purchase_body("w-rs1", "acc-w1", "rabbitmq", "subscription", monthly(1000), 1));
+    l.buy(purchase_body("w-ms1", "acc-w1", "mqtt", "subscription", monthly(1000), 1));
+    // On the small account: the first bill leaves it owing, putting both on their overdue paths.
+    l.buy(purchase_body("w-kp3", "acc-w2", "kafka", "payg", hourly(120)));
+    l.act("w-kp3", "deploy");
+    l.buy(rocketmq_body("w-qp2", "acc-w2", "payg", hourly(120)));
+    const std::vector<std::string> ids{"w-ks1", "w-ks2", "w-kp1", "w-kp2", "w-qs1", "w-qp1", "w-rs1", "w-ms1", "w-kp3",
+                                       "w-qp2"};
+
+    // Each listed action, posted with a body it accepts and a stale If-Match: routed, parsed and
+    // judged against the instance's version (412), so nothing is written and the walk can go on.
+    std::set<std::string> seen_actions, seen_states;
+    const auto walk = [&] {
+        for (const auto& id : ids) {
+            const auto v = l.inst(id);
+            seen_states.insert(str(v.at("product")) + "/" + str(v.at("billing")) + "/" + str(v.at("state")));
+            for (const auto& a : strings(v.at("actions"))) {
+                json::object body;
+                if (a == "renew") body = json::object{{"months", 1}};
+                if (a == "auto-renew") body = json::object{{"enabled", true}, {"days_before", 7}};
+                if (a == "add-funds") body = json::object{{"amount", 1}, {"reference", "walk"}};
+                if (a == "change-config") {
+                    body = json::object{{"config", rmq_config("standard", 2000)}, {"price", v.at("price")}};
+                }
+                const auto r = l.post("/v1/instances/" + id + "/actions/" + a, body, {{"If-Match", "\"999\""}});
+                INFO(id << " in " << str(v.at("state")) << ": " << a << " -> " << r.status << " " << r.body);
+                CHECK(r.status != 404);
+                CHECK(r.status == 412);
+                seen_actions.insert(a);
+            }
+        }
+    };
+    walk();
+    l.clock("2026-03-13T07:00:00Z");   // w-kp3 expired, w-qp2 stopped (overdue)
+    walk();
+    l.act("w-kp1", "stop");            // no hourly bills on the long jumps below
+    l.clock("2026-04-14T00:00:00Z");   // 1-month terms expired; stopped ones released
+    walk();
+    l.clock("2026-04-29T00:00:00Z");   // RabbitMQ frozen, MQTT suspended
+    walk();
+
+    CHECK(seen_actions == std::set<std::string>{"deploy", "stop", "enable", "renew", "add-funds", "unsubscribe",
+                                                "force-delete", "delete", "change-config", "auto-renew"});
+    for (const char* st : {"kafka/subscription/not_deployed", "kafka/subscription/expired", "kafka/payg/expired",
+                           "kafka/serverless/stopped", "rocketmq/payg/stopped", "rocketmq/subscription/expired",
+                           "rabbitmq/subscription/frozen", "mqtt/subscription/suspended", "kafka/payg/released"}) {
+        INFO(st);
+        CHECK(seen_states.count(st) == 1);
+    }
+    l.verify();
 }
 
 TEST_CASE("kafka payg: an overdue instance not paid for is released 7 days after expiring (K)", "[e2e][kafka]") {
@@ -1050,6 +1227,37 @@ TEST_CASE("rabbitmq subscription: the deduction date is settable, auto-renew ena
     CHECK(l.of_type("ra-6", "instance.renewed").size() == 1);
 }
 
+TEST_CASE("rabbitmq subscription: the deduction date may be any lead shorter than the term, 300 days on a 12-month "
+          "term; one success renews and the next attempt waits for the next term's window (R)",
+          "[e2e][rabbitmq]") {
+    ledger_daemon l;
+    l.open("acc-ra7", 24000);
+    auto b = purchase_body("ra-7", "acc-ra7", "rabbitmq", "subscription", monthly(1000), 12);
+    b["auto_renew"] = json::object{{"enabled", true}, {"days_before", 365}};
+    auto r = l.post("/v1/instances", b);
+    CHECK(r.status == 422);
+    CHECK(str(r.json.at("error").at("field")) == "auto_renew");
+    b["auto_renew"] = json::object{{"enabled", true}, {"days_before", 300}};
+    auto v = l.buy(b);
+    CHECK(str(v.at("expires_at")) == "2027-03-13T06:00:00Z");
+    // 300 days before 2027-03-13 is 2026-05-17: 03:00 local.
+    CHECK(deadline(v, "next_auto_renew_at") == "2026-05-16T19:00:00Z");
+    r = l.try_act("ra-7", "auto-renew", json::object{{"enabled", true}, {"days_before", 365}});
+    CHECK(r.status == 422);
+    CHECK(str(r.json.at("error").at("field")) == "days_before");
+
+    l.clock("2026-05-20T00:00:00Z");
+    const auto renewed = l.of_type("ra-7", "instance.renewed");
+    REQUIRE(renewed.size() == 1);
+    CHECK(str(renewed[0].at("effective_at")) == "2026-05-16T19:00:00Z");
+    CHECK(num(renewed[0].at("data").at("months")) == 12);
+    v = l.inst("ra-7");
+    CHECK(str(v.at("expires_at")) == "2028-03-13T06:00:00Z");
+    CHECK(deadline(v, "next_auto_renew_at") == "2027-05-17T19:00:00Z");
+    CHECK(l.balance("acc-ra7") == 0);
+    l.verify();
+}
+
 TEST_CASE("rabbitmq payg: an uncovered bill -> expired (15 d) -> frozen (15 d) -> released from the overdue "
           "moment, paying restores, serverless is not sold (R)",
           "[e2e][rabbitmq]") {
@@ -1134,6 +1342,13 @@ TEST_CASE("rocketmq subscription: grace period 7 d with service, console and API
     CHECK(str(released.at("effective_at")) == "2026-04-20T06:00:00Z");
     CHECK(strings(released.at("data").at("topics")) == std::vector<std::string>{"orders"});
     CHECK(strings(released.at("data").at("groups")) == std::vector<std::string>{"g1"});
+    // E: "All metadata deleted": the configuration too, listed in the event (schema version 2).
+    CHECK(released.at("data").at("config") == rmq_config("standard", 1000));
+    CHECK(num(released.at("metadata").at("schema_version").at("instance.released")) == 2);
+    CHECK(v.at("config").is_null());
+    CHECK(strings(v.at("topics")).empty());
+    CHECK(l.inst("qs-1").at("config") == rmq_config("standard", 1000));
+    l.verify();
 }
 
 TEST_CASE("rocketmq payg: an uncovered hourly bill stops the instance (console disabled), paying restores, "

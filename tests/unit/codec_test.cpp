@@ -84,7 +84,8 @@ std::vector<events::event> samples() {
         suspended{},
         frozen{},
         force_delete_requested{},
-        released{.cause = release_cause::force_delete, .topics = {"orders", "audit"}, .groups = {"billing-consumers"}},
+        released{.cause = release_cause::force_delete, .topics = {"orders", "audit"}, .groups = {"billing-consumers"},
+                 .config = bigger},
         deleted{},
         settled{.cycle_start = at("2023-10-13T14:00:00Z"), .cycle_end = at("2023-10-13T15:00:00Z"), .amount = 120},
         config_change_started{
@@ -204,7 +205,11 @@ TEST_CASE("codec: the data shapes are API.md's catalog, keys in a fixed order", 
           R"({"months":1,"amount":30000,"expires_at":"2023-11-13T16:00:00Z","auto":true})");
     CHECK(text_of(events::expired{events::expiry_cause::unsubscribed}) == R"({"cause":"unsubscribed"})");
     CHECK(text_of(events::released{events::release_cause::deadline, {"t"}, {}}) ==
-          R"({"cause":"deadline","topics":["t"],"groups":[]})");
+          R"({"cause":"deadline","topics":["t"],"groups":[],"config":null})");
+    CHECK(text_of(events::released{events::release_cause::force_delete, {}, {"g"},
+                                   instance_config{"standard", "cluster", 1000, false, 0}}) ==
+          R"({"cause":"force_delete","topics":[],"groups":["g"],)"
+          R"("config":{"edition":"standard","sub_category":"cluster","tps":1000,"internet_access":false,"bandwidth_mbps":0}})");
     CHECK(text_of(events::settled{at("2023-10-13T14:00:00Z"), at("2023-10-13T15:00:00Z"), 120}) ==
           R"({"cycle_start":"2023-10-13T14:00:00Z","cycle_end":"2023-10-13T15:00:00Z","amount":120})");
     CHECK(text_of(events::config_change_started{{std::nullopt, {price::unit::daily, 900}}, {std::nullopt, {price::unit::daily, 1200}}, 0}) ==
@@ -246,8 +251,10 @@ TEST_CASE("codec: type_from_name knows exactly API.md's 27 event types", "[codec
 TEST_CASE("codec: a schema version below 1 or above the current one is unsupported_version", "[codec]") {
     CHECK(codec::current_schema_version("instance.purchased") == 2);
     CHECK(codec::current_schema_version("instance.imported") == 2);
+    CHECK(codec::current_schema_version("instance.released") == 2);
     for (const auto name : codec::all_type_names())
-        if (name != "instance.purchased" && name != "instance.imported") CHECK(codec::current_schema_version(name) == 1);
+        if (name != "instance.purchased" && name != "instance.imported" && name != "instance.released")
+            CHECK(codec::current_schema_version(name) == 1);
 
     const json::value deployed = json::object{};
     for (int v : {0, -1, 2, std::numeric_limits<int>::max(), std::numeric_limits<int>::min()})
@@ -652,6 +659,37 @@ TEST_CASE("codec upcast: instance.imported v1 reads as v2 with auto-renewal off"
     auto expected = std::get<events::imported>(samples()[5]);
     expected.purchase.auto_renew = auto_renew_setting{false, 7};
     CHECK(std::get<events::imported>(r.event()) == expected);
+}
+
+TEST_CASE("codec upcast: instance.released v1 (no config) reads as v2 with config null (K, E: the release "
+          "lists the configuration it deleted)", "[codec]") {
+    // A v1 document as the store holds it.
+    const auto v1 = parse(R"({"cause":"force_delete","topics":["orders","audit"],"groups":["billing-consumers"]})");
+    const auto r = codec::decode("instance.released", v1, 1);
+    REQUIRE(r.ok());
+    const auto& e = std::get<events::released>(r.event());
+    CHECK(e.cause == events::release_cause::force_delete);
+    CHECK(e.topics == std::vector<std::string>{"orders", "audit"});
+    CHECK(e.groups == std::vector<std::string>{"billing-consumers"});
+    CHECK_FALSE(e.config.has_value());
+    // Written today at version 2, with the key; the stored v1 document is untouched.
+    CHECK(text_of(r.event()) == R"({"cause":"force_delete","topics":["orders","audit"],"groups":["billing-consumers"],"config":null})");
+    CHECK_FALSE(v1.as_object().contains("config"));
+
+    // v1 never had config; v2 requires it.
+    json::value v1_with = v1;
+    v1_with.as_object()["config"] = nullptr;
+    auto err = error_of("instance.released", v1_with, 1);
+    CHECK(err.kind == error_kind::extra_field);
+    CHECK(err.field == "config");
+    err = error_of("instance.released", v1, 2);
+    CHECK(err.kind == error_kind::missing_field);
+    CHECK(err.field == "config");
+    // The rest of a v1 document is checked as strictly as v2.
+    json::value v1_bad = v1;
+    v1_bad.as_object()["cause"] = "manual";
+    CHECK(error_of("instance.released", v1_bad, 1).field == "cause");
+    CHECK(error_of("instance.released", v1, 3).kind == error_kind::unsupported_version);
 }
 
 // ---------------------------------------------------------------------------------------------

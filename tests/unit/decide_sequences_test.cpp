@@ -29,6 +29,9 @@ std::set<std::pair<state, state>> allowed_transitions(const policy& p) {
     if (p.bill == billing::subscription) {
         out.insert({state::not_deployed, state::expired});
         out.insert({state::running, state::expired});
+        // K: a Kafka subscription renewed after expiring before it was ever deployed goes back to
+        // not_deployed (checked below: only an instance that never ran).
+        if (starting_state_of(p.prod) == state::not_deployed) out.insert({state::expired, state::not_deployed});
     }
     if (p.lapse) {
         const auto& l = *p.lapse;
@@ -116,6 +119,19 @@ void check_invariants(const world& w) {
     for (const auto& tr : w.transitions)
         if (allowed.count(tr) == 0) FAIL_CHECK("transition not allowed: " << to_string(tr.first) << " → " << to_string(tr.second));
     if (w.events_after_deleted != 0) FAIL_CHECK("events after deleted: " << w.events_after_deleted);
+    // K: only Deploy leads to Running; an instance that has run never goes back to not_deployed.
+    bool ran = false;
+    for (const auto& e : w.history) {
+        if (const auto* pu = std::get_if<events::purchased>(&e.data)) ran = starting_state_of(pu->prod) == state::running;
+        if (const auto* im = std::get_if<events::imported>(&e.data)) ran = im->in_state != state::not_deployed;
+        if (std::holds_alternative<events::purchased>(e.data) || std::holds_alternative<events::imported>(e.data)) break;
+    }
+    for (const auto& tr : w.transitions) {
+        if (tr.second == state::not_deployed && ran) FAIL_CHECK("an instance that has run went back to not_deployed");
+        if (tr.second == state::running) ran = true;
+    }
+    if (ran != w.inst.deployed)
+        FAIL_CHECK("deployed is " << w.inst.deployed << " but the instance " << (ran ? "has" : "has not") << " run");
     check_deadlines(w);
     // An import's past deadlines are effective before the import itself (RULES.md "Import").
     const bool imported = std::any_of(w.history.begin(), w.history.end(), [](const pending_event& e) {

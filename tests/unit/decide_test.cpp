@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 
 using namespace mqledger;
 using namespace mqledger::test;
@@ -164,6 +165,72 @@ TEST_CASE("kafka subscription: expired → renew within 7 days → running, the 
     CHECK(std::get<events::restored>(w.of<events::restored>().at(0).data).cause == "renewed");
 }
 
+TEST_CASE("kafka subscription: expired before it was ever deployed, renewed within 7 days → not_deployed (K: only "
+          "Deploy leads to Running); the term keeps running; deploy → running") {
+    auto w = make(product::kafka, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
+    CHECK_FALSE(w.inst.deployed);
+    w.advance_to(at("2024-02-12 10:00"));
+    CHECK(st(w) == state::expired);
+    w.must(cmd::renew{1}, at("2024-02-12 10:00"));
+    CHECK(st(w) == state::not_deployed);
+    CHECK(w.inst.state_since == at("2024-02-12 10:00"));
+    CHECK(std::get<events::restored>(w.of<events::restored>().at(0).data).cause == "renewed");
+    CHECK(w.inst.expires_at == at("2024-03-10 10:00"));
+    CHECK(w.acct.balance == 100000 - 60000);
+    // Not deployed, with its term running: the expiry applies, no release, Deploy is offered.
+    CHECK(w.due(timer_kind::expiry) == at("2024-03-10 10:00"));
+    CHECK_FALSE(w.due(timer_kind::release));
+    CHECK(allowed_actions(w.inst, w.pol(), w.now) == std::vector<std::string>{"deploy", "auto-renew"});
+    CHECK(code(w.run(cmd::create_topic{"t"}, at("2024-02-12 11:00"))) == refusal_code::invalid_transition);
+    w.must(cmd::deploy{}, at("2024-02-13 10:00"));
+    CHECK(st(w) == state::running);
+    CHECK(w.inst.deployed);
+    CHECK(w.transitions == std::vector<std::pair<state, state>>{{state::not_deployed, state::expired},
+                                                                {state::expired, state::not_deployed},
+                                                                {state::not_deployed, state::running}});
+    // Once it has run, a renewal after expiry restores running.
+    w.advance_to(at("2024-03-11 10:00"));
+    CHECK(st(w) == state::expired);
+    w.must(cmd::renew{1}, at("2024-03-11 10:00"));
+    CHECK(st(w) == state::running);
+}
+
+TEST_CASE("kafka subscription: a deployed subscription renewed after expiry → running; never deployed → not_deployed "
+          "also when imported (K)") {
+    auto w = make(product::kafka, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
+    w.must(cmd::deploy{}, at("2024-01-10 11:00"));
+    w.advance_to(at("2024-02-11 10:00"));
+    CHECK(st(w) == state::expired);
+    w.must(cmd::renew{1}, at("2024-02-11 10:00"));
+    CHECK(st(w) == state::running);
+
+    // Imported: `expired` means it ran; `not_deployed` means it never did.
+    for (const auto in : {state::expired, state::not_deployed}) {
+        world i;
+        i.open(100000);
+        const cmd::purchase d{"i-1", "acc-1", product::kafka, billing::subscription, "",
+                              price{price::unit::monthly, 30000}, 1, {}, {}};
+        const auto since = at("2024-02-10 10:00");
+        i.must(cmd::import_instance{d, in, since, since, std::nullopt}, at("2024-02-11 10:00"));
+        CHECK(i.inst.deployed == (in != state::not_deployed));
+        i.advance_to(at("2024-02-11 10:00"));
+        CHECK(st(i) == state::expired);   // a not-deployed import past its expiry expires at once
+        i.must(cmd::renew{1}, at("2024-02-12 10:00"));
+        CHECK(st(i) == (in == state::expired ? state::running : state::not_deployed));
+    }
+}
+
+TEST_CASE("rabbitmq, rocketmq, mqtt subscriptions: they start running, so a renewal after expiry restores running") {
+    for (auto p : {product::rabbitmq, product::rocketmq, product::mqtt}) {
+        auto w = make(p, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
+        CHECK(w.inst.deployed);
+        w.advance_to(at("2024-02-11 10:00"));
+        CHECK(st(w) == state::expired);
+        w.must(cmd::renew{1}, at("2024-02-11 10:00"));
+        CHECK(st(w) == state::running);
+    }
+}
+
 TEST_CASE("kafka subscription: renew after the 7 days is refused (released)") {
     auto w = make(product::kafka, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
     w.must(cmd::deploy{}, at("2024-01-10 11:00"));
@@ -284,6 +351,31 @@ TEST_CASE("kafka: release deletes topics, groups and configuration and lists wha
     CHECK(w.inst.topics.empty());
 }
 
+TEST_CASE("rocketmq E: release deletes all metadata: topics, groups and the configuration, each listed in the event") {
+    for (auto b : {billing::subscription, billing::payg}) {
+        INFO(to_string(b));
+        auto w = make(product::rocketmq, b, b == billing::subscription ? 30000 : 100, at("2024-01-10 10:00"),
+                      b == billing::subscription ? 30000 : 120, 1);
+        const auto config = w.inst.config;
+        REQUIRE(config);
+        w.must(cmd::create_topic{"orders"}, at("2024-01-10 10:10"));
+        w.must(cmd::create_group{"g1"}, at("2024-01-10 10:10"));
+        w.advance_to(at("2024-03-01 10:00"));
+        REQUIRE(st(w) == state::released);
+        const auto r = std::get<events::released>(w.of<events::released>().at(0).data);
+        CHECK(r.topics == std::vector<std::string>{"orders"});
+        CHECK(r.groups == std::vector<std::string>{"g1"});
+        CHECK(r.config == config);
+        CHECK_FALSE(w.inst.config);
+        CHECK(w.inst.topics.empty());
+        CHECK(w.inst.groups.empty());
+    }
+    // Products without a configuration release none.
+    auto k = make(product::kafka, billing::subscription, 30000, at("2024-01-10 10:00"), 30000, 1);
+    k.advance_to(at("2024-03-01 10:00"));
+    CHECK_FALSE(std::get<events::released>(k.of<events::released>().at(0).data).config);
+}
+
 TEST_CASE("kafka: topic operations need a running instance; duplicates conflict and unknown names are not found") {
     auto w = make(product::kafka, billing::payg, 10000, at("2024-01-10 10:00"), 120);
     CHECK(code(w.run(cmd::create_topic{"t"}, at("2024-01-10 10:01"))) == refusal_code::invalid_transition);
@@ -394,6 +486,107 @@ TEST_CASE("rabbitmq subscription: the deduction date can be changed per instance
     CHECK(w.due(timer_kind::auto_renew_attempt) == at("2024-02-17 03:00"));
     CHECK(w.run(cmd::set_auto_renew{true, 0}, at("2024-01-21 10:00")).refused->field == "days_before");
     CHECK(w.run(cmd::set_auto_renew{true, 40}, at("2024-01-21 10:00")).refused->field == "days_before");
+}
+
+TEST_CASE("auto-renew R: days_before accepts any lead shorter than the term, 1 <= days_before < the shortest term "
+          "(28 days for 1 month, 59 for 2, 365 for 12) at purchase, import and set_auto_renew") {
+    world w;
+    w.open(10000000);
+    const auto t = at("2024-01-20 10:00");
+    const auto buy = [&](std::string id, std::int32_t months, std::int32_t days) {
+        return cmd::purchase{std::move(id), "acc-1", product::rabbitmq, billing::subscription, "",
+                             price{price::unit::monthly, 1000}, months, {}, auto_renew_setting{true, days}};
+    };
+    CHECK(w.run(buy("i-1", 1, 28), t).refused->field == "auto_renew");
+    CHECK(w.run(buy("i-1", 12, 365), t).refused->field == "auto_renew");
+    CHECK(w.run(buy("i-1", 12, 0), t).refused->field == "auto_renew");
+    w.must(buy("i-1", 12, 364), t);
+    CHECK(w.inst.auto_renew == auto_renew_setting{true, 364});
+    // set_auto_renew judges by the instance's term.
+    w.must(cmd::set_auto_renew{true, 300}, t + 1h);
+    CHECK(w.inst.auto_renew.days_before == 300);
+    CHECK(w.run(cmd::set_auto_renew{true, 365}, t + 1h).refused->field == "days_before");
+    // A term of 1 month keeps the old bound: 27 is the longest lead (February has 28 days).
+    world m;
+    m.open(10000000);
+    m.must(buy("i-1", 1, 27), t);
+    CHECK(m.run(cmd::set_auto_renew{true, 28}, t + 1h).refused->field == "days_before");
+    // Import, with the command's term: 2 months allow 58 days, not 59.
+    world i;
+    i.open(1000);
+    auto imp = cmd::import_instance{buy("i-1", 2, 59), state::running, t, t + std::chrono::days{50}, std::nullopt};
+    CHECK(i.run(imp, t).refused->field == "auto_renew");
+    imp.details.auto_renew = auto_renew_setting{true, 58};
+    i.must(imp, t);
+    CHECK(i.inst.auto_renew.days_before == 58);
+}
+
+TEST_CASE("auto-renew R: the policy key auto_renew_max_days_before still caps the lead when set (no cap by default)") {
+    CHECK_FALSE(policy_set::defaults().get(product::rabbitmq, billing::subscription).auto_renew_max_days_before);
+    std::string error;
+    auto capped = policy_set::defaults().with_overrides(
+        boost::json::parse(R"({"rabbitmq/subscription": {"auto_renew_max_days_before": 27}})"), error);
+    REQUIRE(capped);
+    world w;
+    w.policies = *capped;
+    w.open(100000);
+    w.buy(product::rabbitmq, billing::subscription, at("2024-01-20 10:00"), 1000, 12);
+    CHECK(w.run(cmd::set_auto_renew{true, 28}, at("2024-01-21 10:00")).refused->field == "days_before");
+    w.must(cmd::set_auto_renew{true, 27}, at("2024-01-21 10:00"));
+}
+
+TEST_CASE("auto-renew R: a 12-month term with days_before 300 attempts once a day at 03:00 local from 300 days "
+          "before expiry; a success renews and the next attempt is in the next term's window, never at once") {
+    world w;
+    w.now = at("2024-01-20 09:00");
+    w.open(12000);
+    w.must(cmd::purchase{"i-1", "acc-1", product::rabbitmq, billing::subscription, "", price{price::unit::monthly, 1000},
+                         12, {}, auto_renew_setting{true, 300}},
+           at("2024-01-20 10:00"));
+    CHECK(w.acct.balance == 0);
+    CHECK(w.inst.expires_at == at("2025-01-20 10:00"));
+    // 300 days before 2025-01-20 is 2024-03-26.
+    CHECK(w.due(timer_kind::auto_renew_attempt) == at("2024-03-26 03:00"));
+    w.advance_to(at("2024-03-28 12:00"));
+    const auto fails = w.of<events::auto_renew_failed>();
+    REQUIRE(fails.size() == 3);
+    CHECK(fails[0].effective_at == at("2024-03-26 03:00"));
+    CHECK(fails[1].effective_at == at("2024-03-27 03:00"));
+    CHECK(fails[2].effective_at == at("2024-03-28 03:00"));
+    CHECK(std::get<events::auto_renew_failed>(fails[0].data).required == 12000);
+
+    w.must(cmd::add_funds{12000, "wire"}, at("2024-03-28 12:00"));
+    w.advance_to(at("2024-03-29 03:00"));
+    const auto renewals = w.of<events::renewed>();
+    REQUIRE(renewals.size() == 1);
+    CHECK(renewals[0].effective_at == at("2024-03-29 03:00"));
+    CHECK(std::get<events::renewed>(renewals[0].data).automatic);
+    CHECK(std::get<events::renewed>(renewals[0].data).months == 12);
+    CHECK(w.inst.expires_at == at("2026-01-20 10:00"));
+    // The next window opens 300 days before the new expiry, not at the next 03:00.
+    CHECK(w.due(timer_kind::auto_renew_attempt) == at("2025-03-26 03:00"));
+    w.advance_to(at("2025-03-26 02:59"));
+    CHECK(w.of<events::auto_renew_failed>().size() == 3);
+    CHECK(w.of<events::renewed>().size() == 1);
+    // In it, one attempt a day again (the balance is 0: each fails).
+    w.advance_to(at("2025-03-27 12:00"));
+    REQUIRE(w.of<events::auto_renew_failed>().size() == 5);
+    CHECK(w.of<events::auto_renew_failed>()[3].effective_at == at("2025-03-26 03:00"));
+    CHECK(w.of<events::auto_renew_failed>()[4].effective_at == at("2025-03-27 03:00"));
+
+    // Never two attempts on one local day, every one at 03:00 local.
+    std::set<std::chrono::sys_days> days;
+    std::size_t attempts = 0;
+    for (const auto& e : w.history) {
+        const auto* r = std::get_if<events::renewed>(&e.data);
+        if (!std::holds_alternative<events::auto_renew_failed>(e.data) && !(r && r->automatic)) continue;
+        ++attempts;
+        const auto day = local_day_of(zone("Asia/Shanghai"), e.effective_at);
+        CHECK(e.effective_at == local_to_utc(zone("Asia/Shanghai"), day, std::chrono::hours{3}));
+        days.insert(day);
+    }
+    CHECK(attempts == 6);
+    CHECK(days.size() == attempts);
 }
 
 TEST_CASE("rabbitmq subscription: auto-renewal cannot be changed after expiry") {
@@ -1038,6 +1231,57 @@ TEST_CASE("policy overrides reach decide: a purchase refused by policy gives its
 TEST_CASE("terms: a three-month subscription bought on the 31st ends on the 30th of a 30-day month, same local time") {
     auto w = make(product::rabbitmq, billing::subscription, 100000, at("2024-01-31 23:30"), 100, 3);
     CHECK(w.inst.expires_at == at("2024-04-30 23:30"));
+}
+
+TEST_CASE("rocketmq Q/E: a payg or serverless upgrade (a higher price) is refused with insufficient_balance, "
+          "required 0, while the account owes; a downgrade stays allowed") {
+    for (auto b : {billing::payg, billing::serverless}) {
+        INFO(to_string(b));
+        auto w = make(product::rocketmq, b, 100000, at("2024-01-10 10:00"), 120);
+        // The account facts decide receives: owing 20 since the last bill.
+        auto owing = w.context();
+        owing.account = account_facts{-20, at("2024-01-10 10:00")};
+        auto even = owing;
+        even.account->balance = 0;
+        const auto t = at("2024-01-10 10:30");
+        const cmd::change_config up{rmq("professional"), price{price::unit::hourly, 240}};
+        const auto d = decide(w.inst, up, t, owing);
+        REQUIRE(code(d) == refusal_code::insufficient_balance);
+        CHECK(d.refused->balance == -20);
+        CHECK(d.refused->required == 0);
+        CHECK(d.events.empty());
+        CHECK(decide(w.inst, up, t, even).ok());   // a balance of 0 owes nothing
+
+        // A downgrade while owing: payg lowers the computing specification; serverless goes
+        // back from professional to standard after an upgrade made while it could pay.
+        cmd::change_config down{rmq("standard", 500), price{price::unit::hourly, 60}};
+        if (b == billing::serverless) {
+            w.must(up, t);
+            w.advance_to(t + 10min);
+            down = cmd::change_config{rmq("standard"), price{price::unit::hourly, 120}};
+        }
+        const auto ok = decide(w.inst, down, t + 10min, owing);
+        REQUIRE(ok.ok());
+        CHECK(std::get<events::config_change_started>(ok.events.at(0).data).amount == 0);
+    }
+}
+
+TEST_CASE("rocketmq Q/E: the refusal of upgrades while owing is the policy's upgrade_requires_no_debt (default on)") {
+    CHECK(policy_set::defaults().get(product::rocketmq, billing::payg).upgrade_requires_no_debt);
+    std::string error;
+    auto lenient = policy_set::defaults().with_overrides(
+        boost::json::parse(R"({"rocketmq/payg": {"upgrade_requires_no_debt": false}})"), error);
+    REQUIRE(lenient);
+    world w;
+    w.policies = *lenient;
+    w.now = at("2024-01-10 09:00");
+    w.open(100000);
+    w.buy(product::rocketmq, billing::payg, at("2024-01-10 10:00"), 120);
+    auto owing = w.context();
+    owing.account = account_facts{-20, at("2024-01-10 10:00")};
+    CHECK(decide(w.inst, cmd::change_config{rmq("professional"), price{price::unit::hourly, 240}}, at("2024-01-10 10:30"),
+                 owing)
+              .ok());
 }
 
 TEST_CASE("rocketmq payg: an upgrade needs no up-front charge and the change is recorded with amount 0") {

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <limits>
+
 using namespace mqledger;
 using namespace mqledger::test;
 
@@ -98,4 +101,37 @@ TEST_CASE("local time: local day start is local midnight") {
     const auto z = zone("Asia/Shanghai");
     CHECK(local_day_start(at("2024-05-13 17:45"), z) == at("2024-05-13 00:00"));
     CHECK(local_day_start(at("2024-05-13 17:45"), z) == utc("2024-05-12 16:00"));
+}
+
+TEST_CASE("terms: the shortest term of N calendar months is 28 days for 1 (February), 59 for 2, 365 for 12") {
+    static_assert(shortest_term_days(1) == 28);
+    CHECK(shortest_term_days(0) == 0);
+    CHECK(shortest_term_days(-3) == 0);
+    CHECK(shortest_term_days(1) == 28);
+    CHECK(shortest_term_days(2) == 59);
+    CHECK(shortest_term_days(3) == 89);
+    CHECK(shortest_term_days(6) == 181);
+    CHECK(shortest_term_days(11) == 334);
+    CHECK(shortest_term_days(12) == 365);
+    CHECK(shortest_term_days(13) == 393);
+    CHECK(shortest_term_days(24) == 730);
+    CHECK(shortest_term_days(60) == 1825);
+}
+
+TEST_CASE("terms: no real term of N months is shorter than shortest_term_days(N), and some term is that short "
+          "(every start day of 2023-2026, leap year and month ends clamped)") {
+    const auto z = zone("Asia/Shanghai");   // no DST: a day is 24 hours
+    for (int months : {1, 2, 3, 5, 12, 13}) {
+        INFO(months << " months");
+        std::int64_t shortest = std::numeric_limits<std::int64_t>::max();
+        for (auto day = std::chrono::sys_days{std::chrono::year{2023} / 1 / 1};
+             day < std::chrono::sys_days{std::chrono::year{2027} / 1 / 1}; day += std::chrono::days{1}) {
+            const auto start = local_to_utc(z, day, std::chrono::hours{10});
+            const auto end = add_months_local(start, z, months);
+            const auto days = std::chrono::duration_cast<std::chrono::days>(end - start).count();
+            CHECK(days >= shortest_term_days(months));
+            shortest = std::min<std::int64_t>(shortest, days);
+        }
+        CHECK(shortest == shortest_term_days(months));
+    }
 }
