@@ -39,7 +39,8 @@ std::string json_list(const std::vector<std::string>& ids) {
 // The unit's read-only view over the projections: each state is loaded on first use through one
 // leased connection (a timer round seeds it in bulk instead) and answered from memory after.
 // Which instances are due or concerned by a notice is the core's answer, recorded by the
-// projector (timers.account_id, instance_state.account_notice); this only selects by it.
+// projector (timers: `deadlines`; instance_state.account_notice: `notice_of`); this only selects
+// by it.
 class db_view final : public unit_view {
 public:
     /// With `due_by`, the first state loaded also brings its account's instances with a timer due
@@ -48,7 +49,10 @@ public:
         : conn_(conn), due_by_(due_by) {}
     void release() noexcept { conn_ = nullptr; }
 
-    instance_state instance(const std::string& id) const override {
+    instance_state instance(const std::string& id) const override { return loaded(id); }
+
+    /// The state as loaded, without a copy (the engine reads a version from it).
+    const instance_state& loaded(const std::string& id) const {
         if (const auto it = instances_.find(id); it != instances_.end()) return it->second;
         instance_state s;
         s.id = id;
@@ -155,7 +159,7 @@ store::append_request append_of(const unit_outcome& o, const unit_command& c, ti
     if (!meta.correlation_id.empty()) r.metadata["correlation_id"] = meta.correlation_id;
     r.metadata["policy_version"] = version;
     r.metadata["schema_version"] = std::move(schema);
-    r.metadata["unit"] = encode_unit(unit_record{c, at, static_cast<std::int64_t>(o.events.size())});
+    r.first_metadata["unit"] = encode_unit(unit_record{c, at, static_cast<std::int64_t>(o.events.size())});
     r.idempotency_key = meta.idempotency_key;
     r.fingerprint = meta.fingerprint;
     return r;
@@ -239,23 +243,36 @@ engine::engine(db_pool& reads, store::event_store& store, const policy_registry&
 void engine::prepare(pqxx::connection& c) {
     c.prepare("mq_load_instance", "SELECT snapshot FROM instance_state WHERE instance_id = $1");
     c.prepare("mq_load_account", "SELECT snapshot FROM accounts WHERE account_id = $1");
+    // An account's instances with a timer due by $2 (through instance_state's account index,
+    // then each instance's timers by the primary key).
+    const std::string due_of_account =
+        "SELECT DISTINCT t.instance_id FROM instance_state d JOIN timers t USING (instance_id) "
+        "WHERE d.account_id = %1 AND t.due_at <= $2::timestamptz";
+    const auto due = [&](const std::string& account) {
+        auto q = due_of_account;
+        q.replace(q.find("%1"), 2, account);
+        return q;
+    };
+    // With the state, its account's due instances; when no timer at all is due by $2 (the usual
+    // case: the timer service keeps up), one probe of timers' due_at index says so and the
+    // account's instances are not looked at (an empty array).
+    const auto due_array = [&](const std::string& account) {
+        return "CASE WHEN (SELECT min(due_at) FROM timers) <= $2::timestamptz THEN ARRAY(" + due(account) +
+               ") ELSE '{}'::text[] END";
+    };
     c.prepare("mq_load_instance_due",
-              "SELECT s.snapshot, ARRAY(SELECT DISTINCT t.instance_id FROM timers t "
-              "WHERE t.account_id = s.account_id AND t.due_at <= $2::timestamptz) "
-              "FROM instance_state s WHERE s.instance_id = $1");
+              "SELECT s.snapshot, " + due_array("s.account_id") + " FROM instance_state s WHERE s.instance_id = $1");
     c.prepare("mq_load_account_due",
-              "SELECT a.snapshot, ARRAY(SELECT DISTINCT t.instance_id FROM timers t "
-              "WHERE t.account_id = a.account_id AND t.due_at <= $2::timestamptz) "
-              "FROM accounts a WHERE a.account_id = $1");
-    c.prepare("mq_account_due",
-              "SELECT DISTINCT instance_id FROM timers WHERE account_id = $1 AND due_at <= $2::timestamptz");
+              "SELECT a.snapshot, " + due_array("a.account_id") + " FROM accounts a WHERE a.account_id = $1");
+    c.prepare("mq_account_due", due("$1"));
     c.prepare("mq_notice_targets",
               "SELECT instance_id, snapshot FROM instance_state WHERE account_id = $1 AND account_notice = $2");
     // A timer round's bulk load: the due instances of a chunk of accounts, and the accounts.
     c.prepare("mq_load_due",
-              "SELECT d.account_id, d.instance_id, s.snapshot FROM (SELECT DISTINCT account_id, instance_id FROM timers "
-              "WHERE account_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) AND due_at <= $2::timestamptz) d "
-              "JOIN instance_state s USING (instance_id) ORDER BY 1, 2");
+              "SELECT s.account_id, s.instance_id, s.snapshot FROM instance_state s "
+              "WHERE s.account_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) "
+              "AND EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = s.instance_id AND t.due_at <= $2::timestamptz) "
+              "ORDER BY 1, 2");
     c.prepare("mq_load_accounts",
               "SELECT account_id, snapshot FROM accounts "
               "WHERE account_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))");
@@ -266,8 +283,8 @@ void engine::prepare(pqxx::connection& c) {
               "SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM timers WHERE due_at > $1::timestamptz");
     // The accounts of one timer round, with how many instances each has due then (for chunking).
     c.prepare("mq_due_accounts",
-              "SELECT account_id, count(DISTINCT instance_id) FROM timers WHERE due_at = $1::timestamptz "
-              "GROUP BY 1 ORDER BY 1");
+              "SELECT s.account_id, count(DISTINCT t.instance_id) FROM timers t JOIN instance_state s USING (instance_id) "
+              "WHERE t.due_at = $1::timestamptz GROUP BY 1 ORDER BY 1");
 }
 
 instance_state engine::load_instance(const std::string& id) {
@@ -333,7 +350,7 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                 const auto version = account_target ? [&] {
                     const auto a = view.account(id);
                     return a ? a->version : std::int64_t{0};
-                }() : view.instance(id).version;
+                }() : view.loaded(id).version;
                 if (meta.if_match && *meta.if_match != version) {
                     command_outcome o;
                     o.kind = outcome_kind::version_mismatch;

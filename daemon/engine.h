@@ -75,9 +75,9 @@ struct engine_hooks {
 
 /// The append of a decided unit (`decide_unit` at `at`): one request, every touched stream
 /// checked against the version the unit read it at, so a concurrent writer makes it fail instead
-/// of interleave. The unit's record (command, time, size) goes into the metadata `unit` of each
-/// of its events, for `verify`; with it the actor, idempotency key, correlation id, policy and
-/// schema versions. Thread-safe.
+/// of interleave. The unit's record (command, time, size) goes into the metadata `unit` of its
+/// first event, for `verify`; every event carries the actor, idempotency key, correlation id,
+/// policy and schema versions. Thread-safe.
 [[nodiscard]] store::append_request append_of(const unit_outcome& o, const unit_command& c, time_point at,
                                               const request_meta& meta, policy_version version);
 

@@ -17,12 +17,14 @@ replay_finding finding(std::int64_t position, std::string reason) { return {posi
 } // namespace
 
 std::optional<replay_finding> ledger_replay::feed(logged_event e) {
-    if (!group_.empty() && (e.unit != group_.front().unit || static_cast<std::int64_t>(group_.size()) >= declared_))
+    // A unit record opens a unit; it holds the record's event and the next `events - 1`.
+    if (!group_.empty() && !e.unit.is_null())
         if (auto bad = replay_group()) return bad;
     if (group_.empty()) {
         if (e.unit.is_null())
-            return finding(e.position, "no unit record in its metadata: every event is written by a unit "
-                                       "(an event inserted by hand, or written before units were recorded)");
+            return finding(e.position, describe(e.stream, e.data, e.effective_at) +
+                                           " belongs to no unit: no unit record in its metadata, and no unit open "
+                                           "(an event inserted by hand, or written before units were recorded)");
         std::string error;
         const auto record = decode_unit(e.unit, error);
         if (!record) return finding(e.position, "unreadable unit record: " + error);

@@ -1,7 +1,7 @@
 // Unit-by-unit replay of the log (API.md `mqledger verify`: "every event was a legal transition
-// when it was written"; ledger/unit.h). Each append records its unit in event metadata `unit`
-// (the command or timer instant, when it was decided, how many events it wrote). The replay
-// groups the log into those units, decides each again with `decide_unit` from the state before
+// when it was written"; ledger/unit.h). Each append records its unit in the metadata `unit` of
+// its first event (the command or timer instant, when it was decided, how many events it wrote:
+// the record's event and the next `events - 1`). The replay groups the log into those units, decides each again with `decide_unit` from the state before
 // it (an in-memory view of every stream folded so far) under the policy version the unit
 // records, and requires the recorded events to equal the decided ones, one by one: stream, type,
 // every data field and the effective time, and the stream versions. An extra event, a missing
@@ -31,7 +31,7 @@ struct logged_event {
     time_point effective_at{};
     time_point recorded_at{};
     policy_version policy = current_policy_version;
-    boost::json::value unit;   // metadata `unit` as stored; null when the event has none
+    boost::json::value unit;   // metadata `unit` as stored: on a unit's first event, else null
 };
 
 /// Why the log is not what the rules decide, at which position.
@@ -64,7 +64,7 @@ private:
 
     const policy_registry& policies_;
     memory_view view_;
-    std::vector<logged_event> group_;   // the unit being assembled: equal `unit` records
+    std::vector<logged_event> group_;   // the unit being assembled, from its record's event
     std::int64_t declared_ = 0;         // how many events it declares
     std::int64_t conforming_ = 0;
     std::int64_t units_ = 0;

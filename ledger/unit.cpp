@@ -106,7 +106,9 @@ public:
     void catch_up(time_point up_to) {
         if (account_.empty()) return;
         for (const auto& id : view_.due_instances(account_, up_to)) instance(id);
-        for (const auto& [id, e] : insts_) requeue(id);
+        // Instances not queued yet; a queued one is queued again whenever its state changes.
+        for (const auto& [id, e] : insts_)
+            if (!considered_.count(id)) requeue(id);
         for (;;) {
             const bool timer_due = !queue_.empty() && std::get<0>(*queue_.begin()) <= up_to;
             if (!notices_.empty() && (!timer_due || notices_.front().at < std::get<0>(*queue_.begin()))) {
@@ -187,6 +189,7 @@ private:
     // Puts instance `id`'s soonest timer in the queue (replacing its previous one). Only the
     // unit's account's live instances take part; one whose timer got stuck sits this unit out.
     void requeue(const std::string& id) {
+        considered_.insert(id);
         if (const auto it = queued_.find(id); it != queued_.end()) {
             queue_.erase(it->second);
             queued_.erase(it);
@@ -245,6 +248,7 @@ private:
     std::deque<notice> notices_;
     std::set<timer_key> queue_;
     std::map<std::string, timer_key> queued_;
+    std::set<std::string> considered_;   // instances whose timers were looked at (queued or not)
     std::set<std::string> stuck_ids_;
     std::optional<refusal> refusal_;
     bool overflow_ = false;

@@ -4,7 +4,10 @@
 #include "projections/rows.h"
 #include "projections/snapshot.h"
 
+#include <algorithm>
+#include <iterator>
 #include <limits>
+#include <tuple>
 #include <set>
 
 namespace mqledger::projections {
@@ -107,6 +110,7 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
     // Load every touched state with one query per table (the batch's cache).
     projection_set set;
     std::map<std::string, detail::count_key> before;
+    std::map<std::string, std::vector<timer>> timers_before;   // what the timers table holds now
     if (!iids.empty()) {
         const auto r = tx.exec_params(
             "SELECT instance_id, snapshot FROM instance_state "
@@ -115,7 +119,10 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
         for (const auto& row : r) {
             const std::string id = row[0].c_str();
             auto s = parse_instance_snapshot(row[1].c_str(), id);
-            if (s.exists) before.emplace(id, detail::count_key_of(s));
+            if (s.exists) {
+                before.emplace(id, detail::count_key_of(s));
+                timers_before.emplace(id, detail::timers_of(s, policies_));
+            }
             set.instances.emplace(id, std::move(s));
         }
     }
@@ -132,7 +139,7 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
 
     for (const auto& e : events) fold(set, e);
 
-    json::array instance_rows, timers, account_rows, counts;
+    json::array instance_rows, timers_gone, timers_new, account_rows, counts;
     std::map<detail::count_key, std::int64_t> delta;
     for (const auto& id : iids) {
         const auto& s = set.instances.at(id);
@@ -140,7 +147,21 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
         if (!s.exists) continue; // a stream with no purchase/import yet has nothing to show
         ++delta[detail::count_key_of(s)];
         instance_rows.push_back(detail::instance_row(s, policies_));
-        detail::timer_rows(s, policies_, timers);
+        // Only the timers that changed are written (`deadlines` of the new state is the whole
+        // truth; most commands leave it as it was): less work, and no dead index entries at
+        // the soonest end of timers_due_at_idx, which every command's load probes.
+        static const std::vector<timer> none;
+        const auto it = timers_before.find(id);
+        const auto& old_timers = it == timers_before.end() ? none : it->second;
+        const auto new_timers = detail::timers_of(s, policies_);
+        const auto order = [](const timer& a, const timer& b) { return std::tie(a.kind, a.due_at) < std::tie(b.kind, b.due_at); };
+        std::vector<timer> gone, added;
+        std::set_difference(old_timers.begin(), old_timers.end(), new_timers.begin(), new_timers.end(),
+                            std::back_inserter(gone), order);
+        std::set_difference(new_timers.begin(), new_timers.end(), old_timers.begin(), old_timers.end(),
+                            std::back_inserter(added), order);
+        detail::timer_rows(id, gone, timers_gone);
+        detail::timer_rows(id, added, timers_new);
     }
     for (const auto& id : aids) {
         const auto& a = set.accounts.at(id);
@@ -153,12 +174,8 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
     }
 
     detail::write_instances(tx, "instance_state", instance_rows, true);
-    if (!iids.empty()) {
-        // Timers are replaced wholesale: `deadlines` of the new state is the whole truth.
-        tx.exec_params("DELETE FROM timers WHERE instance_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
-                       detail::json_list(iids));
-        detail::write_timers(tx, "timers", timers);
-    }
+    if (!timers_gone.empty()) detail::delete_timers(tx, "timers", timers_gone);
+    if (!timers_new.empty()) detail::write_timers(tx, "timers", timers_new);
     detail::write_accounts(tx, "accounts", account_rows, true);
     detail::write_counts(tx, "instance_counts", counts, true);
     detail::write_checkpoint(tx, "projection_checkpoint", set.position);

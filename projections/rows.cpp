@@ -65,17 +65,22 @@ json::object instance_row(const instance_state& s, const policy_registry& polici
     return row;
 }
 
-void timer_rows(const instance_state& s, const policy_registry& policies, json::array& out) {
+std::vector<timer> timers_of(const instance_state& s, const policy_registry& policies) {
     auto timers = deadlines(s, policy_of(s, policies));
     std::sort(timers.begin(), timers.end(), [](const timer& a, const timer& b) {
         return std::tie(a.kind, a.due_at) < std::tie(b.kind, b.due_at);
     });
     timers.erase(std::unique(timers.begin(), timers.end()), timers.end());
+    return timers;
+}
+
+void timer_rows(const std::string& id, const std::vector<timer>& timers, json::array& out) {
     for (const auto& t : timers)
-        out.emplace_back(json::object{{"instance_id", s.id},
-                                      {"account_id", s.account_id},
-                                      {"kind", to_string(t.kind)},
-                                      {"due_at", codec::format_time(t.due_at)}});
+        out.emplace_back(json::object{{"instance_id", id}, {"kind", to_string(t.kind)}, {"due_at", codec::format_time(t.due_at)}});
+}
+
+void timer_rows(const instance_state& s, const policy_registry& policies, json::array& out) {
+    timer_rows(s.id, timers_of(s, policies), out);
 }
 
 json::object account_row(const std::string& id, const account_state& a) {
@@ -120,8 +125,14 @@ void write_instances(pqxx::transaction_base& tx, const std::string& table, const
 
 void write_timers(pqxx::transaction_base& tx, const std::string& table, const json::array& rows) {
     write_chunked(tx, rows,
-                  "INSERT INTO " + table + " (instance_id, account_id, kind, due_at) SELECT instance_id, account_id, kind, due_at "
-                  "FROM jsonb_to_recordset($1::jsonb) AS x(instance_id text, account_id text, kind text, due_at timestamptz)");
+                  "INSERT INTO " + table + " (instance_id, kind, due_at) SELECT instance_id, kind, due_at "
+                  "FROM jsonb_to_recordset($1::jsonb) AS x(instance_id text, kind text, due_at timestamptz)");
+}
+
+void delete_timers(pqxx::transaction_base& tx, const std::string& table, const json::array& rows) {
+    write_chunked(tx, rows,
+                  "DELETE FROM " + table + " t USING jsonb_to_recordset($1::jsonb) AS x(instance_id text, kind text, "
+                  "due_at timestamptz) WHERE t.instance_id = x.instance_id AND t.kind = x.kind AND t.due_at = x.due_at");
 }
 
 void write_accounts(pqxx::transaction_base& tx, const std::string& table, const json::array& rows, bool upsert) {

@@ -18,7 +18,12 @@ using count_key = std::tuple<std::string, std::string, std::string>; // product,
 
 /// The instance_state row of `s` (which exists). Thread-safe.
 [[nodiscard]] boost::json::object instance_row(const instance_state& s, const policy_registry& policies);
-/// The timer rows of `s`, duplicates removed. Thread-safe.
+/// The timers of `s` (its `deadlines` under its policy), ordered by kind and due time,
+/// duplicates removed: what the timers table holds for it. Thread-safe.
+[[nodiscard]] std::vector<timer> timers_of(const instance_state& s, const policy_registry& policies);
+/// The timer rows of instance `id` for `timers`. Thread-safe.
+void timer_rows(const std::string& id, const std::vector<timer>& timers, boost::json::array& out);
+/// The timer rows of `s`. Thread-safe.
 void timer_rows(const instance_state& s, const policy_registry& policies, boost::json::array& out);
 /// The accounts row of `a` under account id `id`. Thread-safe.
 [[nodiscard]] boost::json::object account_row(const std::string& id, const account_state& a);
@@ -30,6 +35,8 @@ void timer_rows(const instance_state& s, const policy_registry& policies, boost:
 /// single parameter grows without bound.
 void write_instances(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool upsert);
 void write_timers(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows);
+/// Deletes exactly these timer rows ({instance_id, kind, due_at}) from `table`.
+void delete_timers(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows);
 void write_accounts(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool upsert);
 /// rows: {product, billing, state, count}; with `add`, counts are added to existing ones and
 /// rows that reach zero are deleted.

@@ -103,6 +103,7 @@ struct event_store::pending {
     append_request request;
     std::vector<std::string> data_json;  // per event, in request order
     std::string metadata_json;
+    std::string first_metadata_json;   // the first event's: metadata with first_metadata's keys
     std::size_t event_count = 0;
     std::function<void(append_result)> done;
 };
@@ -111,7 +112,7 @@ namespace {
 
 // Validates and canonicalises; returns the refusal or nullopt.
 std::optional<append_result> prepare(append_request& req, std::vector<std::string>& data_json,
-                                     std::string& metadata_json, std::size_t& count) {
+                                     std::string& metadata_json, std::string& first_metadata_json, std::size_t& count) {
     if (req.streams.empty()) return failure(append_code::invalid, "an append needs at least one stream");
     count = 0;
     for (const auto& sa : req.streams) {
@@ -131,6 +132,15 @@ std::optional<append_result> prepare(append_request& req, std::vector<std::strin
     const boost::json::value m(req.metadata);
     if (auto why = jsonb_incompatibility(m)) return failure(append_code::invalid, "metadata holds " + *why);
     metadata_json = canonical_json(m);
+    if (req.first_metadata.empty()) {
+        first_metadata_json = metadata_json;
+    } else {
+        boost::json::object first = req.metadata;
+        for (const auto& kv : req.first_metadata) first[kv.key()] = kv.value();
+        const boost::json::value f(std::move(first));
+        if (auto why = jsonb_incompatibility(f)) return failure(append_code::invalid, "metadata holds " + *why);
+        first_metadata_json = canonical_json(f);
+    }
     if (req.idempotency_key && (req.idempotency_key->empty() || req.idempotency_key->find('\0') != std::string::npos ||
                                 !valid_utf8(*req.idempotency_key)))
         return failure(append_code::invalid, "idempotency key is empty, holds U+0000 or is not valid UTF-8");
@@ -157,7 +167,7 @@ event_store::~event_store() {
 
 void event_store::append(append_request request, std::function<void(append_result)> done) {
     pending p;
-    if (auto refused = prepare(request, p.data_json, p.metadata_json, p.event_count)) {
+    if (auto refused = prepare(request, p.data_json, p.metadata_json, p.first_metadata_json, p.event_count)) {
         done(std::move(*refused));
         return;
     }
@@ -336,8 +346,10 @@ void event_store::process(std::vector<pending>& batch) {
                     r.recorded_at = time_point(duration(recorded_us));
                     r.prev_hash = prev_hash;
                     const auto& data_json = batch[i].data_json[data_index++];
+                    const bool first_of_request = written.size() == first;
+                    const auto& metadata_json = first_of_request ? batch[i].first_metadata_json : batch[i].metadata_json;
                     r.hash = event_hash({r.prev_hash, r.position, r.stream, r.stream_version, r.type,
-                                         to_us(r.effective_at), recorded_us, data_json, batch[i].metadata_json});
+                                         to_us(r.effective_at), recorded_us, data_json, metadata_json});
                     prev_hash = r.hash;
 
                     const char* sep = any_row ? "," : "";
@@ -346,11 +358,10 @@ void event_store::process(std::vector<pending>& batch) {
                     a.ver += sep; detail::append_array_int(a.ver, r.stream_version);
                     a.type += sep; detail::append_array_element(a.type, r.type);
                     a.data += sep; detail::append_array_element(a.data, data_json);
-                    a.meta += sep; detail::append_array_element(a.meta, batch[i].metadata_json);
+                    a.meta += sep; detail::append_array_element(a.meta, metadata_json);
                     a.eff += sep; a.eff.push_back('"'); detail::append_timestamptz(a.eff, to_us(r.effective_at)); a.eff.push_back('"');
                     a.prev += sep; detail::append_array_element(a.prev, r.prev_hash);
                     a.hash += sep; detail::append_array_element(a.hash, r.hash);
-                    const bool first_of_request = written.size() == first;
                     a.key += sep; a.fp += sep; a.count += sep;
                     if (first_of_request && req.idempotency_key) {
                         detail::append_array_element(a.key, *req.idempotency_key);
@@ -363,6 +374,8 @@ void event_store::process(std::vector<pending>& batch) {
 
                     r.data = std::move(ev.data);
                     r.metadata = req.metadata;
+                    if (first_of_request)
+                        for (const auto& kv : req.first_metadata) r.metadata[kv.key()] = kv.value();
                     written.push_back(std::move(r));
                 }
             }

@@ -63,6 +63,9 @@ struct append_request {
     /// Attached to every event (the daemon puts actor, idempotency_key, correlation_id,
     /// policy_version, schema_version here).
     boost::json::object metadata;
+    /// Added to the metadata of the append's first event only (the daemon's unit record: said
+    /// once per append rather than on each of its events). A key here wins over `metadata`'s.
+    boost::json::object first_metadata;
     /// A repeat of a key returns the first append's result and writes nothing; the same key with
     /// another fingerprint is refused (idempotency_mismatch). The key is stored on the first
     /// event of the append.

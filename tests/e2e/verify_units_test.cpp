@@ -200,7 +200,7 @@ TEST_CASE("verify: forgeries of a daemon's ledger with a recomputed hash chain a
         rows[i + 1].data["amount"] = 100;
         require_found(rows, static_cast<std::int64_t>(i) + 1, "instance.settled");
     }
-    SECTION("an extra instance.restored of k-1 after the 08:00 bill, in the bill's own unit record") {
+    SECTION("an extra instance.restored of k-1 after the 08:00 bill, with the bill's metadata") {
         auto rows = original;
         const auto i = find_row(rows, is("instance.expired", "instance-k-1"));
         row extra = rows[i];

@@ -180,6 +180,40 @@ TEST_CASE("projections: the projector's tables equal folding the streams in memo
           head.position);
 }
 
+TEST_CASE("projections: timers are written as differences (a moved settlement, a stop's release, a restore, a "
+          "release that drops them) and stay equal to a rebuild and to every instance's deadlines",
+          "[projections]") {
+    scratch_db db;
+    world w(db.app_url());
+    w.run("", cmd::open_account{"CNY"}, local("2025-11-23 09:00"));
+    w.run("", cmd::add_funds{2000, "wire"}, local("2025-11-23 09:00"));
+    w.run("i-1", kafka_payg("i-1"), local("2025-11-23 09:00"));
+    w.run("i-1", cmd::deploy{}, local("2025-11-23 09:00"));
+    auto r = kafka_payg("r-1");
+    r.prod = product::rocketmq;
+    r.config = instance_config{"standard", "cluster", 1000, false, 0};
+    w.run("r-1", r, local("2025-11-23 09:00"));
+    w.run("i-1", cmd::create_topic{"orders"}, local("2025-11-23 09:30"));   // changes no timer
+    w.fire_until(local("2025-11-24 09:00"));                                // 240/h: owing by 17:00
+    REQUIRE(w.instances.at("i-1").current == state::expired);
+    REQUIRE(w.instances.at("r-1").current == state::stopped);
+    w.run("", cmd::add_funds{100000, "pay"}, local("2025-11-24 10:00"));    // restores both
+    REQUIRE(w.instances.at("r-1").current == state::running);
+    w.run("i-1", cmd::stop{}, local("2025-11-24 11:00"));
+    w.fire_until(local("2025-11-27 09:00"));                                // i-1 released 11-26 08:00
+    REQUIRE(w.instances.at("i-1").current == state::released);
+    CHECK_FALSE(proj::compare(db.app_url(), w.policies).has_value());
+    std::multiset<std::string> expected;
+    for (const auto& [id, s] : w.instances)
+        for (const auto& t : deadlines(s, w.pol(s))) expected.insert(id + " " + std::string(to_string(t.kind)) + " " + codec::format_time(t.due_at));
+    std::multiset<std::string> live;
+    for (const auto& row : rows_of(db.app_url(), "SELECT instance_id || ' ' || kind || ' ' || "
+                                                 "to_char(due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM timers"))
+        live.insert(row);
+    CHECK(live == expected);
+    CHECK(db.admin_scalar("SELECT count(*) FROM timers WHERE instance_id = 'i-1'") == "0");
+}
+
 TEST_CASE("projections: pending releases list the release timer with its cause", "[projections]") {
     scratch_db db;
     world w(db.app_url());
@@ -420,9 +454,8 @@ void append_raw(world& w, const std::string& stream, const events::event& e, tim
                 time_point decided_at) {
     store::append_request r;
     r.streams.push_back({stream, store::any_version, {{std::string(events::type_name(e)), codec::encode(e), at}}});
-    r.metadata = {{"actor", "forger"},
-                  {"policy_version", current_policy_version},
-                  {"unit", encode_unit(unit_record{unit, decided_at, 1})}};
+    r.metadata = {{"actor", "forger"}, {"policy_version", current_policy_version}};
+    r.first_metadata = {{"unit", encode_unit(unit_record{unit, decided_at, 1})}};
     REQUIRE(w.store.append(std::move(r)).ok());
 }
 

@@ -96,7 +96,7 @@ public:
                 le.effective_at = pe.effective_at;
                 le.recorded_at = u.record.at;
                 le.policy = u.policy;
-                le.unit = unit;
+                if (&pe == &u.events.front()) le.unit = unit;   // the record rides on the first event
                 out.push_back(std::move(le));
             }
         }

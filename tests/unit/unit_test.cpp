@@ -331,7 +331,7 @@ TEST_CASE("replay: each kind of finding names its position (API.md verify)") {
         const auto bad = test::fleet::replay_log(registry, m);
         REQUIRE(bad);
         CHECK(bad->position == 5);
-        CHECK(bad->reason.find("no unit record") != std::string::npos);
+        CHECK(bad->reason.find("belongs to no unit") != std::string::npos);
     }
     SECTION("a unit written before it was decided") {
         auto m = log;
