@@ -267,12 +267,10 @@ void engine::prepare(pqxx::connection& c) {
     c.prepare("mq_account_due", due("$1"));
     c.prepare("mq_notice_targets",
               "SELECT instance_id, snapshot FROM instance_state WHERE account_id = $1 AND account_notice = $2");
-    // A timer round's bulk load: the due instances of a chunk of accounts, and the accounts.
-    c.prepare("mq_load_due",
-              "SELECT s.account_id, s.instance_id, s.snapshot FROM instance_state s "
-              "WHERE s.account_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) "
-              "AND EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = s.instance_id AND t.due_at <= $2::timestamptz) "
-              "ORDER BY 1, 2");
+    // A timer round's bulk loads, by primary key.
+    c.prepare("mq_load_instances",
+              "SELECT instance_id, snapshot FROM instance_state "
+              "WHERE instance_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))");
     c.prepare("mq_load_accounts",
               "SELECT account_id, snapshot FROM accounts "
               "WHERE account_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))");
@@ -281,10 +279,13 @@ void engine::prepare(pqxx::connection& c) {
     c.prepare("mq_earliest_due", "SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM timers");
     c.prepare("mq_earliest_due_after",
               "SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM timers WHERE due_at > $1::timestamptz");
-    // The accounts of one timer round, with how many instances each has due then (for chunking).
-    c.prepare("mq_due_accounts",
-              "SELECT s.account_id, count(DISTINCT t.instance_id) FROM timers t JOIN instance_state s USING (instance_id) "
-              "WHERE t.due_at = $1::timestamptz GROUP BY 1 ORDER BY 1");
+    // One timer round: the accounts with a timer due at $1, each with every instance that has a
+    // timer due by then (what the account's unit may fire), ordered by account.
+    c.prepare("mq_due_round",
+              "SELECT s.account_id, t.instance_id FROM timers t JOIN instance_state s USING (instance_id) "
+              "WHERE t.due_at <= $1::timestamptz AND s.account_id IN (SELECT r.account_id FROM timers u "
+              "JOIN instance_state r USING (instance_id) WHERE u.due_at = $1::timestamptz) "
+              "GROUP BY 1, 2 ORDER BY 1, 2");
 }
 
 instance_state engine::load_instance(const std::string& id) {
@@ -455,8 +456,9 @@ std::size_t engine::fire_due(time_point up_to) {
     for (;;) {
         const auto now = std::max(clock_.now(), up_to);
         const auto& policies = policies_.current();
-        // One round: the earliest instant anything is due, and the accounts due then.
-        std::vector<std::pair<std::string, std::int64_t>> due;
+        // One round: the earliest instant anything is due, and the accounts due then with every
+        // instance of theirs due by then.
+        std::vector<std::pair<std::string, std::vector<std::string>>> due;   // account -> instances
         time_point at{};
         const bool any = reads_.with([&](pqxx::connection& c) {
             pqxx::nontransaction tx(c);
@@ -465,8 +467,10 @@ std::size_t engine::fire_due(time_point up_to) {
             if (r[0][0].is_null()) return false;
             at = from_micros(r[0][0].as<std::int64_t>());
             if (at > up_to) return false;
-            for (const auto& row : tx.exec_prepared("mq_due_accounts", sql_time(at)))
-                due.emplace_back(row[0].c_str(), row[1].as<std::int64_t>());
+            for (const auto& row : tx.exec_prepared("mq_due_round", sql_time(at))) {
+                if (due.empty() || due.back().first != row[0].c_str()) due.emplace_back(row[0].c_str(), std::vector<std::string>{});
+                due.back().second.emplace_back(row[1].c_str());
+            }
             return true;
         });
         if (!any) break;
@@ -483,33 +487,31 @@ std::size_t engine::fire_due(time_point up_to) {
         };
         std::vector<pending_unit> units;
         for (std::size_t i = 0; i < due.size();) {
-            std::vector<std::string> accounts;
-            for (std::int64_t n = 0; i < due.size() && (accounts.empty() || n + due[i].second <= std::int64_t{round_chunk}); ++i) {
-                n += due[i].second;
+            std::vector<std::string> accounts, ids;
+            for (; i < due.size() && (accounts.empty() || ids.size() + due[i].second.size() <= round_chunk); ++i) {
                 accounts.push_back(due[i].first);
+                ids.insert(ids.end(), due[i].second.begin(), due[i].second.end());
             }
             const std::size_t first_new = units.size();
             reads_.with([&](pqxx::connection& c) {
-                std::map<std::string, db_view> views;
-                for (const auto& a : accounts) views.emplace(a, db_view(&c));
+                std::map<std::string, instance_state> loaded;
+                std::map<std::string, account_state> loaded_accounts;
                 {
                     pqxx::nontransaction tx(c);
-                    std::map<std::string, std::vector<std::string>> due_ids;
-                    for (const auto& row : tx.exec_prepared("mq_load_due", json_list(accounts), sql_time(at))) {
-                        const std::string account = row[0].c_str(), id = row[1].c_str();
-                        views.at(account).seed(projections::parse_instance_snapshot(row[2].c_str(), id));
-                        due_ids[account].push_back(id);
-                    }
-                    for (const auto& row : tx.exec_prepared("mq_load_accounts", json_list(accounts))) {
-                        const std::string id = row[0].c_str();
-                        views.at(id).seed(id, projections::parse_account_snapshot(row[1].c_str(), id));
-                    }
-                    for (auto& [account, view] : views) view.seed_due(account, at, std::move(due_ids[account]));
+                    for (const auto& row : tx.exec_prepared("mq_load_instances", json_list(ids)))
+                        loaded.emplace(row[0].c_str(), projections::parse_instance_snapshot(row[1].c_str(), row[0].c_str()));
+                    for (const auto& row : tx.exec_prepared("mq_load_accounts", json_list(accounts)))
+                        loaded_accounts.emplace(row[0].c_str(), projections::parse_account_snapshot(row[1].c_str(), row[0].c_str()));
                 }
-                for (auto& [account, view] : views) {
-                    pending_unit pu{fire_timers{account, at}, decide_unit(view, fire_timers{account, at}, now, policies), {}, {}};
+                for (std::size_t k = first_new; k < first_new + accounts.size(); ++k) {
+                    const auto& [account, account_ids] = due[i - accounts.size() + (k - first_new)];
+                    db_view view(&c);
+                    for (const auto& id : account_ids)
+                        if (auto it = loaded.find(id); it != loaded.end()) view.seed(std::move(it->second));
+                    if (auto it = loaded_accounts.find(account); it != loaded_accounts.end()) view.seed(account, it->second);
+                    view.seed_due(account, at, account_ids);
+                    units.push_back({fire_timers{account, at}, decide_unit(view, fire_timers{account, at}, now, policies), {}, {}});
                     view.release();
-                    units.push_back(std::move(pu));
                 }
             });
             for (std::size_t k = first_new; k < units.size(); ++k) {

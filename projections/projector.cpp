@@ -4,10 +4,7 @@
 #include "projections/rows.h"
 #include "projections/snapshot.h"
 
-#include <algorithm>
-#include <iterator>
 #include <limits>
-#include <tuple>
 #include <set>
 
 namespace mqledger::projections {
@@ -139,7 +136,8 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
 
     for (const auto& e : events) fold(set, e);
 
-    json::array instance_rows, timers_gone, timers_new, account_rows, counts;
+    json::array instance_rows, timers, account_rows, counts;
+    std::vector<std::string> timers_changed;
     std::map<detail::count_key, std::int64_t> delta;
     for (const auto& id : iids) {
         const auto& s = set.instances.at(id);
@@ -147,21 +145,13 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
         if (!s.exists) continue; // a stream with no purchase/import yet has nothing to show
         ++delta[detail::count_key_of(s)];
         instance_rows.push_back(detail::instance_row(s, policies_));
-        // Only the timers that changed are written (`deadlines` of the new state is the whole
-        // truth; most commands leave it as it was): less work, and no dead index entries at
-        // the soonest end of timers_due_at_idx, which every command's load probes.
-        static const std::vector<timer> none;
-        const auto it = timers_before.find(id);
-        const auto& old_timers = it == timers_before.end() ? none : it->second;
+        // An instance's timers are replaced only when they changed (`deadlines` of the new
+        // state is the whole truth; most commands leave it as it was): less work, and no dead
+        // index entries at the soonest end of timers_due_at_idx, which every command's load probes.
         const auto new_timers = detail::timers_of(s, policies_);
-        const auto order = [](const timer& a, const timer& b) { return std::tie(a.kind, a.due_at) < std::tie(b.kind, b.due_at); };
-        std::vector<timer> gone, added;
-        std::set_difference(old_timers.begin(), old_timers.end(), new_timers.begin(), new_timers.end(),
-                            std::back_inserter(gone), order);
-        std::set_difference(new_timers.begin(), new_timers.end(), old_timers.begin(), old_timers.end(),
-                            std::back_inserter(added), order);
-        detail::timer_rows(id, gone, timers_gone);
-        detail::timer_rows(id, added, timers_new);
+        if (const auto it = timers_before.find(id); it != timers_before.end() && it->second == new_timers) continue;
+        timers_changed.push_back(id);
+        detail::timer_rows(id, new_timers, timers);
     }
     for (const auto& id : aids) {
         const auto& a = set.accounts.at(id);
@@ -174,8 +164,11 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
     }
 
     detail::write_instances(tx, "instance_state", instance_rows, true);
-    if (!timers_gone.empty()) detail::delete_timers(tx, "timers", timers_gone);
-    if (!timers_new.empty()) detail::write_timers(tx, "timers", timers_new);
+    if (!timers_changed.empty()) {
+        tx.exec_params("DELETE FROM timers WHERE instance_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
+                       detail::json_list(timers_changed));
+        detail::write_timers(tx, "timers", timers);
+    }
     detail::write_accounts(tx, "accounts", account_rows, true);
     detail::write_counts(tx, "instance_counts", counts, true);
     detail::write_checkpoint(tx, "projection_checkpoint", set.position);

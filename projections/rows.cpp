@@ -129,12 +129,6 @@ void write_timers(pqxx::transaction_base& tx, const std::string& table, const js
                   "FROM jsonb_to_recordset($1::jsonb) AS x(instance_id text, kind text, due_at timestamptz)");
 }
 
-void delete_timers(pqxx::transaction_base& tx, const std::string& table, const json::array& rows) {
-    write_chunked(tx, rows,
-                  "DELETE FROM " + table + " t USING jsonb_to_recordset($1::jsonb) AS x(instance_id text, kind text, "
-                  "due_at timestamptz) WHERE t.instance_id = x.instance_id AND t.kind = x.kind AND t.due_at = x.due_at");
-}
-
 void write_accounts(pqxx::transaction_base& tx, const std::string& table, const json::array& rows, bool upsert) {
     static const std::string cols = "account_id, currency, balance, owed, overdue_since, last_effective_at, version, snapshot";
     std::string sql = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols +

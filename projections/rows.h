@@ -35,8 +35,6 @@ void timer_rows(const instance_state& s, const policy_registry& policies, boost:
 /// single parameter grows without bound.
 void write_instances(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool upsert);
 void write_timers(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows);
-/// Deletes exactly these timer rows ({instance_id, kind, due_at}) from `table`.
-void delete_timers(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows);
 void write_accounts(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool upsert);
 /// rows: {product, billing, state, count}; with `add`, counts are added to existing ones and
 /// rows that reach zero are deleted.
