@@ -93,6 +93,7 @@ std::string_view to_string(append_code c) noexcept {
     case append_code::idempotency_mismatch: return "idempotency_mismatch";
     case append_code::invalid: return "invalid";
     case append_code::unavailable: return "unavailable";
+    case append_code::overloaded: return "overloaded";
     }
     return "unknown";
 }
@@ -105,6 +106,7 @@ struct event_store::pending {
     std::string metadata_json;
     std::string first_metadata_json;   // the first event's: metadata with first_metadata's keys
     std::size_t event_count = 0;
+    std::size_t bytes = 0;             // encoded data and metadata: what the queue's byte bound counts
     std::function<void(append_result)> done;
 };
 
@@ -162,6 +164,7 @@ event_store::~event_store() {
         stopping_ = true;
     }
     wake_.notify_all();
+    room_.notify_all();
     writer_.join();
 }
 
@@ -171,13 +174,39 @@ void event_store::append(append_request request, std::function<void(append_resul
         done(std::move(*refused));
         return;
     }
+    p.bytes = p.metadata_json.size() * p.event_count + p.first_metadata_json.size();
+    for (const auto& d : p.data_json) p.bytes += d.size();
+    const bool wait = request.wait_when_full;
     p.request = std::move(request);
     p.done = std::move(done);
     {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
+        // Room: within both bounds, or an empty queue (a request larger than a bound alone still
+        // goes through, on its own).
+        const auto fits = [&] {
+            const bool events_ok = options_.max_queued_events == 0 || queued_events_ + p.event_count <= options_.max_queued_events;
+            const bool bytes_ok = options_.max_queued_bytes == 0 || queued_bytes_ + p.bytes <= options_.max_queued_bytes;
+            return queue_.empty() || (events_ok && bytes_ok);
+        };
+        if (!fits()) {
+            if (!wait) {
+                lock.unlock();
+                p.done(failure(append_code::overloaded, "the writer's queue is full (" + std::to_string(queued_events_) +
+                                                            " events waiting); nothing was queued, retry later"));
+                return;
+            }
+            room_.wait(lock, [&] { return stopping_ || fits(); });
+        }
+        queued_events_ += p.event_count;
+        queued_bytes_ += p.bytes;
         queue_.push_back(std::move(p));
     }
     wake_.notify_one();
+}
+
+std::pair<std::size_t, std::size_t> event_store::queued() const {
+    std::lock_guard lock(mutex_);
+    return {queued_events_, queued_bytes_};
 }
 
 std::future<append_result> event_store::append_async(append_request request) {
@@ -203,10 +232,13 @@ void event_store::run() {
             std::size_t events = 0;
             while (!queue_.empty() && (batch.empty() || events + queue_.front().event_count <= options_.max_batch_events)) {
                 events += queue_.front().event_count;
+                queued_events_ -= queue_.front().event_count;
+                queued_bytes_ -= queue_.front().bytes;
                 batch.push_back(std::move(queue_.front()));
                 queue_.pop_front();
             }
         }
+        room_.notify_all();
         process(batch);
         batch.clear();
     }
@@ -220,6 +252,7 @@ void event_store::process(std::vector<pending>& batch) {
 
     bool commit_sent = false;
     try {
+        if (options_.fault) options_.fault(fault_point::before_begin);
         if (!conn_) {
             conn_ = std::make_unique<pqxx::connection>(conninfo_);
             conn_->prepare("mqledger_range", std::string(range_sql_prefix) + detail::event_columns + range_sql_suffix);
@@ -240,8 +273,8 @@ void event_store::process(std::vector<pending>& batch) {
         // READ COMMITTED explicitly: the state read must take its snapshot after the lock is
         // granted, whatever default_transaction_isolation the server or role sets.
         // The transaction block is driven by hand (BEGIN … COMMIT through a nontransaction) to
-        // fold statements into as few round trips as possible: BEGIN + lock + state read, then
-        // INSERT (+ COMMIT when nothing else must run before it). Round trips and the commit's
+        // fold statements into two round trips: BEGIN + lock + state read, then the INSERT, the
+        // observer's projection statements and COMMIT. Round trips and the commit's
         // fsync bound a batch's latency, and with closed-loop callers throughput = callers /
         // latency. Any error drops the connection, which rolls back.
         pqxx::nontransaction tx(*conn_);
@@ -383,16 +416,6 @@ void event_store::process(std::vector<pending>& batch) {
             if (req.idempotency_key) batch_keys.emplace(*req.idempotency_key, i);
         }
 
-        const bool any_replay = std::any_of(replay_db.begin(), replay_db.end(), [](const auto& r) { return r.first != 0; });
-        if (any_row) {
-            auto insert = insert_query(tx, a, recorded_text);
-            if (!options_.observer && !any_replay) {
-                commit_sent = true;
-                tx.exec(insert + "; COMMIT");  // nothing ran in between that could have failed
-            } else {
-                tx.exec(insert);
-            }
-        }
         // Replays of appends committed earlier: read what they wrote.
         for (std::size_t i = 0; i < batch.size(); ++i) {
             if (replay_db[i].first == 0) continue;
@@ -401,11 +424,32 @@ void event_store::process(std::vector<pending>& batch) {
             for (const auto& row : tx.exec_prepared("mqledger_range", replay_db[i].first, replay_db[i].second))
                 r.events.push_back(detail::read_event(row));
         }
-        if (any_row && options_.observer) options_.observer(tx, written);
-        if (!commit_sent) {
-            commit_sent = true;
-            tx.exec(guarded_commit_sql);
+        // The rows, the observer's statements and COMMIT: one round trip. An error in any of them
+        // stops the rest (COMMIT included) and comes back as an sql_error: nothing was written.
+        // Only a connection lost after this was sent leaves the outcome unknown.
+        std::string final_sql;
+        if (any_row) {
+            final_sql = insert_query(tx, a, recorded_text);
+            if (options_.observer) {
+                batch_view view{written, {}};
+                for (std::size_t i = 0; i < batch.size(); ++i)
+                    if (slice[i].second > slice[i].first) view.projections.push_back(&batch[i].request.projection);
+                auto more = options_.observer(tx, view);
+                if (!more.empty()) final_sql += "; " + more;
+            }
+            final_sql += "; COMMIT";
+        } else {
+            final_sql = guarded_commit_sql;
         }
+        if (options_.fault) options_.fault(fault_point::before_commit);
+        commit_sent = true;
+        try {
+            tx.exec(final_sql);
+        } catch (const pqxx::sql_error&) {
+            commit_sent = false;   // the server answered with an error: the block was rolled back
+            throw;
+        }
+        if (options_.fault) options_.fault(fault_point::after_commit);
         batches_.fetch_add(1);
 
         for (std::size_t i = 0; i < batch.size(); ++i) {

@@ -3,10 +3,13 @@
 // One writer thread per event_store owns one connection. Callers enqueue append requests; the
 // writer takes everything pending and appends it in ONE transaction (one fsync): it takes the
 // transaction-scoped advisory lock, reads the head and the current versions of every stream in
-// the batch, decides each request alone (a version conflict or idempotency mismatch fails only
-// that request), inserts the rows with one statement, lets the batch observer update projections
-// in the same transaction, commits, and only then answers the callers. A database error fails the
-// whole batch with `unavailable` (nothing written) and the writer reconnects for the next batch.
+// the batch (one round trip), decides each request alone (a version conflict or idempotency
+// mismatch fails only that request), then sends the rows, the batch observer's projection
+// statements and COMMIT in a second round trip, and only then answers the callers. A database
+// error fails the whole batch with `unavailable` (nothing written; or, when the connection was
+// lost after COMMIT was sent, an unknown outcome) and the writer reconnects for the next batch.
+// The queue is bounded (events and bytes): a full queue refuses a request (`overloaded`) or
+// makes it wait, as the request asks.
 #pragma once
 
 #include "ledger/clock.h"
@@ -15,6 +18,7 @@
 #include <boost/json/object.hpp>
 #include <pqxx/pqxx>
 
+#include <any>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -27,6 +31,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 
@@ -72,6 +77,14 @@ struct append_request {
     std::optional<std::string> idempotency_key;
     /// What "the same request" means, e.g. SHA-256 of the HTTP body. Compared byte for byte.
     std::string fingerprint;
+    /// Opaque to the store: handed to the batch observer with the request once it is accepted
+    /// (the daemon puts the projection rows its unit decided here, so the projector neither reads
+    /// nor folds them again).
+    std::any projection;
+    /// When the writer's queue is full (store_options' bounds): refuse at once with
+    /// `overloaded` (a client's command: it retries later), or wait for room (the timer
+    /// service, which must not drop what is due).
+    bool wait_when_full = false;
 };
 
 /// A stored event, as read back or as just written.
@@ -94,7 +107,9 @@ enum class append_code {
     version_conflict = 1,      // a stream's version differs from expected (HTTP 412 / 409)
     idempotency_mismatch = 2,  // key reused with another fingerprint (HTTP 422)
     invalid = 3,               // the request itself is unusable (empty, bad stream name, a double …)
-    unavailable = 4,           // database error; nothing was written (HTTP 503)
+    unavailable = 4,           // database error; nothing was written, or (message says so) the
+                               // outcome is unknown: retry with the same idempotency key (HTTP 503)
+    overloaded = 5,            // the writer's queue is full; nothing was queued (HTTP 503, Retry-After)
 };
 
 [[nodiscard]] std::string_view to_string(append_code c) noexcept;
@@ -111,20 +126,52 @@ struct append_result {
     [[nodiscard]] bool ok() const noexcept { return code == append_code::ok; }
 };
 
-/// Called by the writer inside the batch transaction after the batch's rows are inserted and
-/// before commit, with the events the batch wrote (position order; replays excluded). Use it to
-/// update projections in the same transaction: every statement run through `tx` is part of the
-/// batch's transaction (it is a pqxx::nontransaction inside the writer's own BEGIN … COMMIT,
-/// which saves round trips; do not call tx.commit()/abort(), and do not open a subtransaction).
-/// If it throws, the whole batch fails with `unavailable` and nothing is written. Runs on the
-/// writer thread; never call the store from it.
-using batch_observer = std::function<void(pqxx::transaction_base& tx, const std::vector<recorded_event>& events)>;
+/// A batch the writer is about to commit, as its observer sees it.
+struct batch_view {
+    /// The events the batch wrote, in position order (replays excluded).
+    const std::vector<recorded_event>& events;
+    /// The `projection` of each request the batch accepted, in queue (= position) order.
+    std::vector<const std::any*> projections;
+};
+
+/// Called by the writer inside the batch transaction, after the batch's rows are prepared and
+/// before they are sent. It may run statements through `tx` (reads; they are part of the batch's
+/// transaction: a pqxx::nontransaction inside the writer's own BEGIN … COMMIT; do not call
+/// tx.commit()/abort() or open a subtransaction), and returns more SQL (`;`-separated, no
+/// parameters) that the writer sends in ONE round trip with the batch's INSERT and the COMMIT.
+/// If it throws, or its SQL fails, the whole batch fails with `unavailable` and nothing is
+/// written. Runs on the writer thread; never call the store from it.
+using batch_observer = std::function<std::string(pqxx::transaction_base& tx, const batch_view& batch)>;
+
+/// Where the writer is in a batch, for fault injection (tests): the hook may throw (a
+/// pqxx::broken_connection, a pqxx::sql_error …) or sleep.
+enum class fault_point {
+    before_begin,   // nothing sent yet
+    before_commit,  // BEGIN, lock and state read done; the rows and COMMIT not sent
+    after_commit,   // committed; the callers not answered yet (throwing here is an unknown outcome)
+};
+using fault_hook = std::function<void(fault_point)>;
 
 struct store_options {
     /// Upper bound on events per batch transaction (a batch never splits a request).
     std::size_t max_batch_events = 20000;
     batch_observer observer;
+    /// Bounds of the writer's queue (requests waiting for a batch): events and bytes of their
+    /// encoded data and metadata. A request that would pass either is refused (`overloaded`) or,
+    /// with `wait_when_full`, waits. A request larger than a bound alone is accepted into an
+    /// empty queue. 0 = unbounded.
+    std::size_t max_queued_events = 100000;
+    std::size_t max_queued_bytes = 64u << 20;
+    /// Fault injection for tests; empty in production.
+    fault_hook fault;
 };
+
+/// The defaults with `observer`.
+[[nodiscard]] inline store_options observed_by(batch_observer observer) {
+    store_options o;
+    o.observer = std::move(observer);
+    return o;
+}
 
 /// Thrown by the read functions when the database cannot be read (connection or SQL failure).
 class store_unavailable : public std::runtime_error {
@@ -160,6 +207,8 @@ public:
 
     /// Batches committed so far (for tests and metrics). Thread-safe.
     [[nodiscard]] std::uint64_t batches_committed() const noexcept;
+    /// Events and bytes waiting in the queue now (for metrics). Thread-safe.
+    [[nodiscard]] std::pair<std::size_t, std::size_t> queued() const;
 
 private:
     struct pending;
@@ -172,7 +221,10 @@ private:
     std::unique_ptr<pqxx::connection> conn_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
+    std::condition_variable room_;
     std::deque<pending> queue_;
+    std::size_t queued_events_ = 0;
+    std::size_t queued_bytes_ = 0;
     bool stopping_ = false;
     std::atomic<std::uint64_t> batches_{0};
     std::thread writer_;

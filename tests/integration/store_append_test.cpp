@@ -56,13 +56,14 @@ struct writer_gate {
     bool armed = false, inside = false, open = false;
 
     batch_observer observer() {
-        return [this](pqxx::transaction_base&, const std::vector<recorded_event>&) {
+        return [this](pqxx::transaction_base&, const batch_view&) {
             std::unique_lock lock(m);
-            if (!armed) return;
+            if (!armed) return std::string();
             armed = false;
             inside = true;
             cv.notify_all();
             cv.wait(lock, [this] { return open; });
+            return std::string();
         };
     }
     void arm() { std::lock_guard lock(m); armed = true; open = false; inside = false; }
@@ -161,9 +162,10 @@ TEST_CASE("append: 8 threads append 10000 events through group commit, all prese
     std::mutex seen_mutex;
     std::vector<std::int64_t> observed;  // positions in the order batches committed
     store_options opts;
-    opts.observer = [&](pqxx::transaction_base&, const std::vector<recorded_event>& evs) {
+    opts.observer = [&](pqxx::transaction_base&, const batch_view& batch) {
         std::lock_guard lock(seen_mutex);
-        for (const auto& e : evs) observed.push_back(e.position);
+        for (const auto& e : batch.events) observed.push_back(e.position);
+        return std::string();
     };
     event_store store(db.app_url(), clk, opts);
     constexpr int threads = 8, per_thread = 1250;
@@ -331,21 +333,44 @@ TEST_CASE("append: a throwing batch observer fails the batch with unavailable an
     std::atomic<bool> fail{true};
     std::atomic<std::int64_t> visible{-1};
     store_options opts;
-    opts.observer = [&](pqxx::transaction_base& tx, const std::vector<recorded_event>&) {
-        // The batch's rows are visible inside its transaction (projections can join on them).
+    opts.observer = [&](pqxx::transaction_base& tx, const batch_view&) {
+        // It runs inside the batch's transaction, before the batch's rows are sent with its SQL.
         visible = tx.exec("SELECT count(*) FROM events")[0][0].as<std::int64_t>();
         if (fail) throw std::runtime_error("projection refused");
+        return std::string();
     };
     event_store store(db.app_url(), clk, opts);
     const auto r = store.append(one("instance-o", 0));
     CHECK(r.code == append_code::unavailable);
     CHECK(r.message.find("projection refused") != std::string::npos);
-    CHECK(visible == 1);
+    CHECK(visible == 0);
     CHECK(count_rows(db) == 0);
     fail = false;
     const auto ok = store.append(one("instance-o", 0));
     REQUIRE(ok.ok());
     CHECK(ok.events[0].position == 1);
+}
+
+TEST_CASE("append: the observer's SQL runs after the batch's rows, in its transaction; if it fails nothing is written", "[store]") {
+    scratch_db db;
+    manual_clock clk(t0);
+    std::atomic<bool> fail{false};
+    store_options opts;
+    opts.observer = [&](pqxx::transaction_base&, const batch_view&) -> std::string {
+        // Divides by the number of events the transaction sees: fails unless the rows are there;
+        // `fail` makes it divide by zero anyway.
+        return fail ? "SELECT 1 / 0" : "SELECT 1 / (SELECT count(*) FROM events)::int";
+    };
+    event_store store(db.app_url(), clk, opts);
+    REQUIRE(store.append(one("instance-v", 0)).ok());
+    fail = true;
+    const auto r = store.append(one("instance-v", 1));
+    CHECK(r.code == append_code::unavailable);
+    CHECK(r.message.find("nothing written") != std::string::npos);
+    CHECK(count_rows(db) == 1);
+    fail = false;
+    REQUIRE(store.append(one("instance-v", 1)).ok());
+    CHECK(count_rows(db) == 2);
 }
 
 TEST_CASE("append: an unreachable database answers unavailable, and refuses doubles as invalid", "[store]") {
@@ -391,12 +416,13 @@ TEST_CASE("append: an observer that swallows an SQL error cannot turn the rolled
     scratch_db db;
     manual_clock clk(t0);
     store_options opts;
-    opts.observer = [](pqxx::transaction_base& tx, const std::vector<recorded_event>&) {
+    opts.observer = [](pqxx::transaction_base& tx, const batch_view&) {
         try {
             tx.exec("SELECT 1 / 0");
         } catch (const pqxx::sql_error&) {
             // swallowed: the transaction block is now aborted
         }
+        return std::string();
     };
     event_store store(db.app_url(), clk, opts);
     const auto r = store.append(one("instance-s", 0));
