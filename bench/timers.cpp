@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
 
         auto t0 = std::chrono::steady_clock::now();
         {
-            store::event_store st(url, clk, store::store_options{20000, projector.observer()});
+            store::event_store st(url, clk, store::observed_by(projector.observer()));
             import_subscriptions(st, policies, clk.now(), n, "t", std::chrono::hours(24 * 20),
                                  [&](long i) { return first_due + spacing * i; }, 1);
         }

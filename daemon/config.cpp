@@ -77,6 +77,11 @@ std::vector<option_spec> specs_for(command_kind c) {
         s.push_back({"workers", "N", "64", "threads that run commands and reads (1-1024); each waits for its "
                                            "group commit, so this bounds the requests per batch"});
         s.push_back({"db-connections", "N", "8", "read connections to the database (1-256); the writer has its own"});
+        s.push_back({"state-cache", "N", "100000", "instance and account states kept in memory for the next command "
+                                                   "(0-100000000; 0: none); ~1.2 KB each"});
+        s.push_back({"queue-events", "N", "100000", "events waiting for the writer at most; a command past it gets 503 "
+                                                    "with Retry-After (1-100000000)"});
+        s.push_back({"queue-bytes", "BYTES", "67108864", "bytes of events waiting for the writer at most (1-2^40)"});
         s.push_back({"body-limit", "BYTES", "65536", "largest request body accepted; larger gets 413"});
         s.push_back({"read-timeout", "SECONDS", "30", "time allowed to receive one whole request"});
         s.push_back({"idle-timeout", "SECONDS", "60", "an idle keep-alive connection is closed after this"});
@@ -188,6 +193,9 @@ void validate(const po::variables_map& vm, config& cfg) {
         cfg.threads = static_cast<unsigned>(parse_uint(get(vm, "threads"), "threads", 1, 64));
         cfg.workers = static_cast<unsigned>(parse_uint(get(vm, "workers"), "workers", 1, 1024));
         cfg.db_connections = static_cast<unsigned>(parse_uint(get(vm, "db-connections"), "db-connections", 1, 256));
+        cfg.state_cache = parse_uint(get(vm, "state-cache"), "state-cache", 0, 100000000);
+        cfg.queue_events = parse_uint(get(vm, "queue-events"), "queue-events", 1, 100000000);
+        cfg.queue_bytes = parse_uint(get(vm, "queue-bytes"), "queue-bytes", 1, std::uint64_t{1} << 40);
         cfg.body_limit = parse_uint(get(vm, "body-limit"), "body-limit", 1, std::uint64_t{1} << 30);
         cfg.read_timeout = std::chrono::seconds(parse_uint(get(vm, "read-timeout"), "read-timeout", 1, 3600));
         cfg.idle_timeout = std::chrono::seconds(parse_uint(get(vm, "idle-timeout"), "idle-timeout", 1, 86400));

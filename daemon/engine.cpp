@@ -21,8 +21,10 @@ namespace {
 
 // A unit that keeps conflicting this often is up against a hot stream; the client retries.
 constexpr int max_attempts = 8;
-// Instances per bulk load of a timer round (whole accounts; one query for their states).
+// Instances per bulk load of a timer pass (whole accounts; one query for their states).
 constexpr std::size_t round_chunk = 2000;
+// Rows (account, due instance) one timer pass reads at most.
+constexpr std::size_t pass_rows = 200000;
 
 time_point from_micros(std::int64_t us) { return time_point(duration(us)); }
 std::string sql_time(time_point t) { return codec::format_time(t); }
@@ -36,68 +38,86 @@ std::string json_list(const std::vector<std::string>& ids) {
 
 } // namespace
 
-// The unit's read-only view over the projections: each state is loaded on first use through one
-// leased connection (a timer round seeds it in bulk instead) and answered from memory after.
-// Which instances are due or concerned by a notice is the core's answer, recorded by the
-// projector (timers: `deadlines`; instance_state.account_notice: `notice_of`); this only selects
-// by it.
+// The unit's read-only view over the projections: each state is taken from the engine's cache
+// (when one is given) or loaded on first use through one leased connection (a timer round seeds
+// it in bulk instead), and answered from memory after. Which instances are due or concerned by a
+// notice is the core's answer, recorded by the projector (timers: `deadlines`;
+// instance_state.account_notice: `notice_of`); this only selects by it, always from the database.
 class db_view final : public unit_view {
 public:
-    /// With `due_by`, the first state loaded also brings its account's instances with a timer due
-    /// by then (one round trip instead of two: a command's unit asks for them next).
-    explicit db_view(pqxx::connection* conn, std::optional<time_point> due_by = std::nullopt)
-        : conn_(conn), due_by_(due_by) {}
+    /// With `due_by`, a state loaded from the database also brings its account's instances with a
+    /// timer due by then (one round trip instead of two: a command's unit asks for them next).
+    db_view(pqxx::connection* conn, state_cache* cache, std::optional<time_point> due_by = std::nullopt)
+        : conn_(conn), cache_(cache), due_by_(due_by) {}
     void release() noexcept { conn_ = nullptr; }
+    /// Whether any state came from the cache (so an answer that is not checked by an append must
+    /// be decided again without it).
+    [[nodiscard]] bool used_cache() const noexcept { return used_cache_; }
 
     instance_state instance(const std::string& id) const override { return loaded(id); }
 
-    /// The state as loaded, without a copy (the engine reads a version from it).
+    /// The state as the unit first saw it, without a copy.
     const instance_state& loaded(const std::string& id) const {
         if (const auto it = instances_.find(id); it != instances_.end()) return it->second;
+        if (cache_ != nullptr)
+            if (auto c = cache_->instance(id)) {
+                used_cache_ = true;
+                return instances_.emplace(id, std::move(*c)).first->second;
+            }
         instance_state s;
         s.id = id;
         if (due_by_) {
             const auto r = exec("mq_load_instance_due", id, sql_time(*due_by_));
             if (!r.empty()) {
                 s = projections::parse_instance_snapshot(r[0][0].c_str(), id);
-                remember_due(s.account_id, r[0][1]);
+                remember_due(s.account_id, *due_by_, r[0][1]);
             }
         } else {
             const auto r = exec("mq_load_instance", id);
             if (!r.empty()) s = projections::parse_instance_snapshot(r[0][0].c_str(), id);
         }
+        if (cache_ != nullptr) cache_->put(s);
         return instances_.emplace(id, std::move(s)).first->second;
     }
 
     std::optional<account_state> account(const std::string& id) const override {
         if (const auto it = accounts_.find(id); it != accounts_.end()) return it->second;
+        if (cache_ != nullptr)
+            if (auto c = cache_->account(id)) {
+                used_cache_ = true;
+                return accounts_.emplace(id, std::move(c)).first->second;
+            }
         std::optional<account_state> a;
         if (due_by_) {
             const auto r = exec("mq_load_account_due", id, sql_time(*due_by_));
             if (!r.empty()) {
                 a = projections::parse_account_snapshot(r[0][0].c_str(), id);
-                remember_due(id, r[0][1]);
+                remember_due(id, *due_by_, r[0][1]);
             }
         } else {
             const auto r = exec("mq_load_account", id);
             if (!r.empty()) a = projections::parse_account_snapshot(r[0][0].c_str(), id);
         }
+        if (cache_ != nullptr && a) cache_->put(id, *a);
         return accounts_.emplace(id, std::move(a)).first->second;
     }
 
     std::vector<std::string> due_instances(const std::string& account_id, time_point up_to) const override {
         if (const auto it = due_.find(account_id); it != due_.end() && it->second.first == up_to) return it->second.second;
-        std::vector<std::string> ids;
-        for (const auto& row : exec("mq_account_due", account_id, sql_time(up_to))) ids.emplace_back(row[0].c_str());
-        due_.insert_or_assign(account_id, std::make_pair(up_to, ids));
-        return ids;
+        const auto r = exec("mq_account_due", account_id, sql_time(up_to));
+        remember_due(account_id, up_to, r[0][0]);
+        return due_.at(account_id).second;
     }
 
     std::vector<std::string> notice_targets(const std::string& account_id, account_notice kind) const override {
         std::vector<std::string> ids;
         for (const auto& row : exec("mq_notice_targets", account_id, std::string(to_string(kind)))) {
             std::string id = row[0].c_str();
-            if (!instances_.count(id)) instances_.emplace(id, projections::parse_instance_snapshot(row[1].c_str(), id));
+            if (!instances_.count(id)) {
+                auto s = projections::parse_instance_snapshot(row[1].c_str(), id);
+                if (cache_ != nullptr) cache_->put(s);
+                instances_.emplace(id, std::move(s));
+            }
             ids.push_back(std::move(id));
         }
         return ids;
@@ -114,14 +134,14 @@ public:
     }
 
 private:
-    // A text[] of instance ids from the prefetching loads.
-    void remember_due(const std::string& account_id, const pqxx::field& ids) const {
-        if (due_.count(account_id)) return;
+    // A text[] of instance ids (the prefetching loads, the due query).
+    void remember_due(const std::string& account_id, time_point up_to, const pqxx::field& ids) const {
+        if (const auto it = due_.find(account_id); it != due_.end() && it->second.first == up_to) return;
         std::vector<std::string> out;
         auto parser = ids.as_array();
         for (auto [kind, text] = parser.get_next(); kind != pqxx::array_parser::done; std::tie(kind, text) = parser.get_next())
             if (kind == pqxx::array_parser::string_value) out.push_back(std::move(text));
-        due_.emplace(account_id, std::make_pair(*due_by_, std::move(out)));
+        due_.insert_or_assign(account_id, std::make_pair(up_to, std::move(out)));
     }
 
     template <typename... Args>
@@ -132,7 +152,9 @@ private:
     }
 
     pqxx::connection* conn_;
+    state_cache* cache_;
     std::optional<time_point> due_by_;
+    mutable bool used_cache_ = false;
     mutable std::map<std::string, instance_state> instances_;
     mutable std::map<std::string, std::optional<account_state>> accounts_;
     mutable std::map<std::string, std::pair<time_point, std::vector<std::string>>> due_;
@@ -159,6 +181,10 @@ store::append_request append_of(const unit_outcome& o, const unit_command& c, ti
     if (!meta.correlation_id.empty()) r.metadata["correlation_id"] = meta.correlation_id;
     r.metadata["policy_version"] = version;
     r.metadata["schema_version"] = std::move(schema);
+    // The streams the unit read without writing: checked too, so no decision from a stale state
+    // (a cache entry another daemon overtook) is ever written.
+    for (const auto& [stream, read_version] : o.read_versions)
+        if (!seen.count(stream)) r.streams.push_back({stream, read_version, {}});
     r.first_metadata["unit"] = encode_unit(unit_record{c, at, static_cast<std::int64_t>(o.events.size())});
     r.idempotency_key = meta.idempotency_key;
     r.fingerprint = meta.fingerprint;
@@ -237,8 +263,8 @@ std::optional<std::string> account_written(const unit_outcome& o) {
 } // namespace
 
 engine::engine(db_pool& reads, store::event_store& store, const policy_registry& policies, const mqledger::clock& clk,
-               engine_hooks hooks)
-    : reads_(reads), store_(store), policies_(policies), clock_(clk), hooks_(std::move(hooks)) {}
+               engine_hooks hooks, std::size_t cache_entries)
+    : reads_(reads), store_(store), policies_(policies), clock_(clk), hooks_(std::move(hooks)), cache_(cache_entries) {}
 
 void engine::prepare(pqxx::connection& c) {
     c.prepare("mq_load_instance", "SELECT snapshot FROM instance_state WHERE instance_id = $1");
@@ -264,7 +290,7 @@ void engine::prepare(pqxx::connection& c) {
               "SELECT s.snapshot, " + due_array("s.account_id") + " FROM instance_state s WHERE s.instance_id = $1");
     c.prepare("mq_load_account_due",
               "SELECT a.snapshot, " + due_array("a.account_id") + " FROM accounts a WHERE a.account_id = $1");
-    c.prepare("mq_account_due", due("$1"));
+    c.prepare("mq_account_due", "SELECT " + due_array("$1"));
     c.prepare("mq_notice_targets",
               "SELECT instance_id, snapshot FROM instance_state WHERE account_id = $1 AND account_notice = $2");
     // A timer round's bulk loads, by primary key.
@@ -277,23 +303,19 @@ void engine::prepare(pqxx::connection& c) {
     c.prepare("mq_idempotency",
               "SELECT position, idempotency_fingerprint, append_count FROM events WHERE idempotency_key = $1");
     c.prepare("mq_earliest_due", "SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM timers");
-    c.prepare("mq_earliest_due_after",
-              "SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM timers WHERE due_at > $1::timestamptz");
-    // One timer round: the accounts with a timer due at $1, each with every instance that has a
-    // timer due by then (what the account's unit may fire), ordered by account.
-    c.prepare("mq_due_round",
+    // One timer pass: every account with a timer due by $1, each with every instance that has a
+    // timer due by then (what the account's unit fires), ordered by account.
+    c.prepare("mq_due_pass",
               "SELECT s.account_id, t.instance_id FROM timers t JOIN instance_state s USING (instance_id) "
-              "WHERE t.due_at <= $1::timestamptz AND s.account_id IN (SELECT r.account_id FROM timers u "
-              "JOIN instance_state r USING (instance_id) WHERE u.due_at = $1::timestamptz) "
-              "GROUP BY 1, 2 ORDER BY 1, 2");
+              "WHERE t.due_at <= $1::timestamptz GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $2");
 }
 
 instance_state engine::load_instance(const std::string& id) {
-    return reads_.with([&](pqxx::connection& c) { return db_view(&c).instance(id); });
+    return reads_.with([&](pqxx::connection& c) { return db_view(&c, nullptr).instance(id); });
 }
 
 std::optional<account_state> engine::load_account(const std::string& id) {
-    return reads_.with([&](pqxx::connection& c) { return db_view(&c).account(id); });
+    return reads_.with([&](pqxx::connection& c) { return db_view(&c, nullptr).account(id); });
 }
 
 command_outcome engine::execute_instance(const std::string& id, const cmd::command& c, const request_meta& meta) {
@@ -319,10 +341,20 @@ std::optional<time_point> engine::earliest_deadline(const unit_outcome& o) const
 void engine::report(const unit_outcome& o, const std::vector<store::recorded_event>& written, double seconds,
                     time_point now) {
     if (hooks_.appended) hooks_.appended(written, seconds);
+    if (hooks_.unit_written) hooks_.unit_written(o, written);
     if (hooks_.fired)
         for (const auto& f : o.fired) hooks_.fired(f.instance_id, f.kind, f.due_at, now - f.due_at);
     if (hooks_.deadline)
         if (auto d = earliest_deadline(o)) hooks_.deadline(*d);
+}
+
+void engine::forget(const unit_outcome& o) {
+    for (const auto& [stream, version] : o.read_versions) cache_.forget(stream);
+}
+
+void engine::remember(const unit_outcome& o) {
+    for (const auto& [id, st] : o.instances) cache_.put(st);
+    for (const auto& [id, a] : o.accounts) cache_.put(id, a);
 }
 
 command_outcome engine::execute(bool account_target, const std::string& id, const cmd::command& c,
@@ -333,6 +365,9 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
     std::unique_lock<std::mutex> target_lock((account_target ? account_locks_ : instance_locks_)[stripe(id)]);
     std::unique_lock<std::mutex> account_lock;
     std::string account_to_lock;
+    // Decide without the cache: after a decision from cached states that no append would check
+    // (a refusal, nothing to write, an If-Match mismatch), before it is answered.
+    bool fresh = false;
     for (int attempt = 0; attempt < max_attempts; ++attempt) {
         // Taken here, never while holding a read lease: a lease holder must not wait for a
         // stripe whose holder may be waiting for a lease.
@@ -341,26 +376,22 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
         const auto& policies = policies_.current();
         time_point now{};
         unit_outcome decided;
+        std::optional<db_view> view;
+        std::optional<std::int64_t> mismatch;   // If-Match differs: the version
         try {
             auto lease = reads_.acquire();
             try {
                 if (meta.idempotency_key)
                     if (auto r = replay(lease.conn(), meta, account_target, id)) return std::move(*r);
                 now = clock_.now();
-                db_view view(&lease.conn(), now);
+                view.emplace(&lease.conn(), fresh ? nullptr : &cache_, now);
                 const auto version = account_target ? [&] {
-                    const auto a = view.account(id);
+                    const auto a = view->account(id);
                     return a ? a->version : std::int64_t{0};
-                }() : view.loaded(id).version;
-                if (meta.if_match && *meta.if_match != version) {
-                    command_outcome o;
-                    o.kind = outcome_kind::version_mismatch;
-                    o.actual_version = version;
-                    o.message = "If-Match is " + std::to_string(*meta.if_match) + "; the version is " +
-                                std::to_string(version);
-                    return o;
-                }
-                decided = decide_unit(view, unit, now, policies);
+                }() : view->loaded(id).version;
+                if (meta.if_match && *meta.if_match != version) mismatch = version;
+                else decided = decide_unit(*view, unit, now, policies);
+                view->release();
             } catch (const pqxx::broken_connection&) {
                 lease.discard();
                 throw;
@@ -374,6 +405,20 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
         } catch (const std::exception& e) {
             // An unreadable snapshot, a bug: refuse this request, keep serving the others.
             return internal(e.what());
+        }
+        const bool unchecked = mismatch || !decided.ok() || decided.events.empty();
+        if (unchecked && view->used_cache()) {
+            cache_.forget(target_stream);
+            forget(decided);
+            fresh = true;
+            continue;
+        }
+        if (mismatch) {
+            command_outcome o;
+            o.kind = outcome_kind::version_mismatch;
+            o.actual_version = *mismatch;
+            o.message = "If-Match is " + std::to_string(*meta.if_match) + "; the version is " + std::to_string(*mismatch);
+            return o;
         }
         if (!decided.ok()) return refused_outcome(std::move(*decided.refused));
         log_stuck(decided);
@@ -392,19 +437,25 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
         if (!decided.events.empty()) {
             try {
                 stopwatch sw;
-                auto res = store_.append(append_of(decided, unit, now, meta, policies.version()));
+                auto request = append_of(decided, unit, now, meta, policies.version());
+                request.projection = projections::rows_of(
+                    decided, [&](const std::string& iid) -> const instance_state& { return view->loaded(iid); }, policies_);
+                auto res = store_.append(std::move(request));
                 switch (res.code) {
                 case store::append_code::ok:
                     if (res.replayed) {
                         // The same key committed meanwhile (a concurrent repeat): answer as it did.
+                        forget(decided);
                         auto r = reads_.with([&](pqxx::connection& conn) { return replay(conn, meta, account_target, id); });
                         if (r) return std::move(*r);
                         return unavailable("idempotent replay could not be read back");
                     }
+                    remember(decided);
                     report(decided, res.events, sw.seconds(), now);
                     o.written = std::move(res.events);
                     break;
                 case store::append_code::version_conflict:
+                    forget(decided);
                     if (meta.if_match && res.conflict_stream == target_stream) {
                         o.kind = outcome_kind::version_mismatch;
                         o.actual_version = res.actual_version;
@@ -416,11 +467,18 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                     o.kind = outcome_kind::idempotency_mismatch;
                     o.message = res.message;
                     return o;
-                case store::append_code::unavailable: return unavailable(res.message);
+                case store::append_code::overloaded:
+                    o.kind = outcome_kind::overloaded;
+                    o.message = res.message;
+                    return o;
+                case store::append_code::unavailable:
+                    forget(decided);   // written or not: the next unit loads these streams again
+                    return unavailable(res.message);
                 case store::append_code::invalid:
                     return internal("the store refused a decided append: " + res.message);
                 }
             } catch (const std::exception& e) {
+                forget(decided);
                 return unavailable(e.what());
             }
         }
@@ -451,34 +509,31 @@ std::size_t engine::fire_due(time_point up_to) {
     std::lock_guard serial(fire_mutex_);
     std::size_t total = 0;
     std::size_t failed = 0;            // units that could not be appended (still conflicting, refused)
-    std::optional<time_point> floor;   // rounds at or before it are done
     const request_meta timer_meta{"timer", {}, {}, {}, {}};
     for (;;) {
         const auto now = std::max(clock_.now(), up_to);
         const auto& policies = policies_.current();
-        // One round: the earliest instant anything is due, and the accounts due then with every
-        // instance of theirs due by then.
+        // One pass: every account with a timer due by `up_to`, with each of its instances due by
+        // then, in account order (at most `pass_rows` rows: the last account of a full page may be
+        // incomplete, so it waits for the next pass).
         std::vector<std::pair<std::string, std::vector<std::string>>> due;   // account -> instances
-        time_point at{};
-        const bool any = reads_.with([&](pqxx::connection& c) {
+        bool full = false;
+        reads_.with([&](pqxx::connection& c) {
             pqxx::nontransaction tx(c);
-            const auto r = floor ? tx.exec_prepared("mq_earliest_due_after", sql_time(*floor))
-                                 : tx.exec_prepared("mq_earliest_due");
-            if (r[0][0].is_null()) return false;
-            at = from_micros(r[0][0].as<std::int64_t>());
-            if (at > up_to) return false;
-            for (const auto& row : tx.exec_prepared("mq_due_round", sql_time(at))) {
+            const auto r = tx.exec_prepared("mq_due_pass", sql_time(up_to), static_cast<std::int64_t>(pass_rows + 1));
+            full = r.size() > pass_rows;
+            for (const auto& row : r) {
                 if (due.empty() || due.back().first != row[0].c_str()) due.emplace_back(row[0].c_str(), std::vector<std::string>{});
                 due.back().second.emplace_back(row[1].c_str());
             }
-            return true;
         });
-        if (!any) break;
-        floor = at;
+        if (full && due.size() > 1) due.pop_back();
+        if (due.empty()) break;
 
-        // One unit per account: every timer of its instances due by `at`. Chunks of whole
-        // accounts are loaded in bulk; every unit of the round is queued before any answer is
-        // awaited, so loading the next chunk overlaps the commit of the previous ones.
+        // One unit per account: every timer of its instances due by `up_to`, in due order, each
+        // effective at its deadline. Chunks of whole accounts are taken from the cache or loaded
+        // in bulk; every unit of the pass is queued before any answer is awaited, so deciding the
+        // next chunk overlaps the commit of the previous ones.
         struct pending_unit {
             fire_timers command;
             unit_outcome outcome;
@@ -486,6 +541,7 @@ std::size_t engine::fire_due(time_point up_to) {
             stopwatch sw;
         };
         std::vector<pending_unit> units;
+        units.reserve(due.size());
         for (std::size_t i = 0; i < due.size();) {
             std::vector<std::string> accounts, ids;
             for (; i < due.size() && (accounts.empty() || ids.size() + due[i].second.size() <= round_chunk); ++i) {
@@ -493,24 +549,49 @@ std::size_t engine::fire_due(time_point up_to) {
                 ids.insert(ids.end(), due[i].second.begin(), due[i].second.end());
             }
             const std::size_t first_new = units.size();
+            std::vector<store::append_request> requests;
             reads_.with([&](pqxx::connection& c) {
                 std::map<std::string, instance_state> loaded;
                 std::map<std::string, account_state> loaded_accounts;
+                std::vector<std::string> missing, missing_accounts;
+                for (const auto& id : ids) {
+                    if (auto st = cache_.instance(id)) loaded.emplace(id, std::move(*st));
+                    else missing.push_back(id);
+                }
+                for (const auto& id : accounts) {
+                    if (auto a = cache_.account(id)) loaded_accounts.emplace(id, std::move(*a));
+                    else missing_accounts.push_back(id);
+                }
                 {
                     pqxx::nontransaction tx(c);
-                    for (const auto& row : tx.exec_prepared("mq_load_instances", json_list(ids)))
-                        loaded.emplace(row[0].c_str(), projections::parse_instance_snapshot(row[1].c_str(), row[0].c_str()));
-                    for (const auto& row : tx.exec_prepared("mq_load_accounts", json_list(accounts)))
-                        loaded_accounts.emplace(row[0].c_str(), projections::parse_account_snapshot(row[1].c_str(), row[0].c_str()));
+                    if (!missing.empty())
+                        for (const auto& row : tx.exec_prepared("mq_load_instances", json_list(missing)))
+                            loaded.emplace(row[0].c_str(), projections::parse_instance_snapshot(row[1].c_str(), row[0].c_str()));
+                    if (!missing_accounts.empty())
+                        for (const auto& row : tx.exec_prepared("mq_load_accounts", json_list(missing_accounts)))
+                            loaded_accounts.emplace(row[0].c_str(),
+                                                    projections::parse_account_snapshot(row[1].c_str(), row[0].c_str()));
                 }
                 for (std::size_t k = first_new; k < first_new + accounts.size(); ++k) {
                     const auto& [account, account_ids] = due[i - accounts.size() + (k - first_new)];
-                    db_view view(&c);
+                    db_view view(&c, nullptr);
                     for (const auto& id : account_ids)
                         if (auto it = loaded.find(id); it != loaded.end()) view.seed(std::move(it->second));
                     if (auto it = loaded_accounts.find(account); it != loaded_accounts.end()) view.seed(account, it->second);
-                    view.seed_due(account, at, account_ids);
-                    units.push_back({fire_timers{account, at}, decide_unit(view, fire_timers{account, at}, now, policies), {}, {}});
+                    view.seed_due(account, up_to, account_ids);
+                    const fire_timers command{account, up_to};
+                    units.push_back({command, decide_unit(view, command, now, policies), {}, {}});
+                    auto& pu = units.back();
+                    if (pu.outcome.ok() && !pu.outcome.events.empty()) {
+                        auto req = append_of(pu.outcome, command, now, timer_meta, policies.version());
+                        req.projection = projections::rows_of(
+                            pu.outcome, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); },
+                            policies_);
+                        req.wait_when_full = true;   // what is due must not be dropped: wait for room
+                        requests.push_back(std::move(req));
+                    } else {
+                        requests.emplace_back();
+                    }
                     view.release();
                 }
             });
@@ -518,7 +599,7 @@ std::size_t engine::fire_due(time_point up_to) {
                 auto& pu = units[k];
                 if (!pu.outcome.ok() || pu.outcome.events.empty()) continue;
                 pu.sw = stopwatch{};
-                pu.result = store_.append_async(append_of(pu.outcome, pu.command, now, timer_meta, policies.version()));
+                pu.result = store_.append_async(std::move(requests[k - first_new]));
             }
         }
         const auto refused = [&](const pending_unit& pu) {
@@ -535,14 +616,23 @@ std::size_t engine::fire_due(time_point up_to) {
             if (pu.outcome.events.empty()) continue;
             auto res = pu.result.get();
             for (int attempt = 1; res.code == store::append_code::version_conflict && attempt < max_attempts; ++attempt) {
-                // A command got there first: decide this account's unit again from fresh state.
+                // A command got there first: decide this account's unit again from the database.
+                forget(pu.outcome);
+                std::optional<store::append_request> req;
                 pu.outcome = reads_.with([&](pqxx::connection& c) {
-                    db_view view(&c);
-                    return decide_unit(view, pu.command, now, policies);
+                    db_view view(&c, nullptr);
+                    auto o = decide_unit(view, pu.command, now, policies);
+                    if (o.ok() && !o.events.empty()) {
+                        req = append_of(o, pu.command, now, timer_meta, policies.version());
+                        req->projection = projections::rows_of(
+                            o, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); }, policies_);
+                        req->wait_when_full = true;
+                    }
+                    return o;
                 });
-                if (!pu.outcome.ok() || pu.outcome.events.empty()) break;
+                if (!req) break;
                 pu.sw = stopwatch{};
-                res = store_.append(append_of(pu.outcome, pu.command, now, timer_meta, policies.version()));
+                res = store_.append(std::move(*req));
             }
             if (!pu.outcome.ok()) {
                 refused(pu);
@@ -550,14 +640,22 @@ std::size_t engine::fire_due(time_point up_to) {
             }
             if (pu.outcome.events.empty()) continue;
             if (!res.ok()) {
+                forget(pu.outcome);
                 if (res.code == store::append_code::unavailable) throw store::store_unavailable(res.message);
                 log_line(log_level::error, "timers not fired", {{"account", pu.command.account_id}, {"error", res.message}});
                 ++failed;
                 continue;
             }
+            remember(pu.outcome);
             report(pu.outcome, res.events, pu.sw.seconds(), now);
             total += pu.outcome.fired.size();
         }
+        // Again while passes make progress: the rest of a full page, or what came due meanwhile
+        // (a command's deadline already past). A pass that fired nothing (every timer left
+        // stuck, or failed) ends it: the timer service calls again.
+        bool progressed = false;
+        for (const auto& pu : units) progressed = progressed || !pu.outcome.fired.empty();
+        if (failed > 0 || !progressed) break;
     }
     // Never report "everything due has fired" when something did not.
     if (failed > 0)

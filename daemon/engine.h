@@ -1,5 +1,6 @@
 // The command engine (DESIGN.md "Shape"): runs units of work (ledger/unit.h). For a command it
-// leases a read connection, gives the core a view that loads states from the projections, lets
+// leases a read connection, gives the core a view that takes states from the engine's bounded
+// cache or loads them from the projections (daemon/state_cache.h), lets
 // `decide_unit` decide every event of the unit (timers already due, the command, its effects on
 // the account and the account's other instances), and appends them as ONE atomic,
 // optimistically-checked request through the event store, whose observer updates the projections
@@ -12,6 +13,7 @@
 #pragma once
 
 #include "daemon/db_pool.h"
+#include "daemon/state_cache.h"
 
 #include "ledger/account.h"
 #include "ledger/clock.h"
@@ -46,7 +48,8 @@ enum class outcome_kind {
     refused,               // the core refused: `refused` says why; nothing written
     version_mismatch,      // If-Match differs: `actual_version`
     idempotency_mismatch,  // the key was used with another request
-    unavailable,           // the database failed; nothing written
+    unavailable,           // the database failed; nothing written (or, as `message` says, unknown)
+    overloaded,            // the writer's queue is full; nothing written: retry later
     internal,              // a bug or an unreadable projection row: `message`; nothing written
 };
 
@@ -71,6 +74,9 @@ struct engine_hooks {
     std::function<void(const std::string& instance_id, timer_kind kind, time_point due, duration late)> fired;
     /// The earliest deadline of the instances a unit just wrote (to arm the timer earlier).
     std::function<void(time_point due)> deadline;
+    /// After every successful append: the unit (with the stream versions it read) and what it
+    /// wrote (the fault-injection harness checks every read against the log).
+    std::function<void(const unit_outcome&, const std::vector<store::recorded_event>&)> unit_written;
 };
 
 /// The append of a decided unit (`decide_unit` at `at`): one request, every touched stream
@@ -83,9 +89,9 @@ struct engine_hooks {
 
 class engine {
 public:
-    /// Everything must outlive the engine.
+    /// Everything must outlive the engine. `cache_entries`: the state cache's bound (0: none).
     engine(db_pool& reads, store::event_store& store, const policy_registry& policies, const mqledger::clock& clk,
-           engine_hooks hooks = {});
+           engine_hooks hooks = {}, std::size_t cache_entries = 0);
 
     /// Runs an instance command on instance `id` (for purchase and import: the new id). Blocks
     /// until its batch committed. Never throws but std::bad_alloc (failures are outcomes).
@@ -96,8 +102,8 @@ public:
     [[nodiscard]] command_outcome execute_account(const std::string& id, const commands::command& c,
                                                   const request_meta& meta);
 
-    /// Fires every timer due at or before `up_to`, in due order (rounds of equal due time), each
-    /// effective at its deadline; returns how many fired. Throws store_unavailable when the
+    /// Fires every timer due at or before `up_to`: one unit per account, each firing the
+    /// account's timers in due order, effective at their deadlines; returns how many fired. Throws store_unavailable when the
     /// database fails (what fired so far stays fired). Thread-safe, but callers serialise it.
     std::size_t fire_due(time_point up_to);
 
@@ -111,6 +117,9 @@ public:
 
     [[nodiscard]] const policy_registry& policies() const noexcept { return policies_; }
 
+    /// The state cache (metrics; a projection rebuild clears it).
+    [[nodiscard]] state_cache& cache() noexcept { return cache_; }
+
     /// Statements every pooled connection prepares (pass to db_pool).
     static void prepare(pqxx::connection& c);
 
@@ -120,6 +129,9 @@ private:
 
     /// The soonest deadline of the instances a unit wrote (to arm the timer service earlier).
     [[nodiscard]] std::optional<time_point> earliest_deadline(const unit_outcome& o) const;
+    /// Drops every stream the unit read from the cache / keeps every state it left.
+    void forget(const unit_outcome& o);
+    void remember(const unit_outcome& o);
     /// Tells the hooks about an appended unit.
     void report(const unit_outcome& o, const std::vector<store::recorded_event>& written, double seconds, time_point now);
 
@@ -128,6 +140,7 @@ private:
     const policy_registry& policies_;
     const mqledger::clock& clock_;
     engine_hooks hooks_;
+    state_cache cache_;
     std::mutex fire_mutex_;
     // Commands on one instance (and on one account) run one at a time within this daemon, so
     // they queue instead of failing each other's version checks; other daemons and the timer

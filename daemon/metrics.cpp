@@ -36,6 +36,12 @@ struct metrics::impl {
     prometheus::Family<prometheus::Gauge>* pending_releases = nullptr;
     prometheus::Gauge* accounts_overdue = nullptr;
     prometheus::Gauge* head_position = nullptr;
+    prometheus::Counter* cache_hits = nullptr;
+    prometheus::Counter* cache_misses = nullptr;
+    prometheus::Gauge* cache_entries = nullptr;
+    prometheus::Gauge* cache_capacity = nullptr;
+    prometheus::Gauge* queued_events = nullptr;
+    prometheus::Gauge* queued_bytes = nullptr;
     std::mutex scrape_mutex;
     std::function<void()> scrape_hook;
     std::set<std::tuple<std::string, std::string, std::string>> seen_counts;
@@ -110,6 +116,33 @@ metrics::metrics(std::string_view version) : impl_(std::make_unique<impl>()) {
                                 .Register(*impl_->registry)
                                 .Add({});
 
+    auto& lookups = prometheus::BuildCounter()
+                        .Name("mqledger_state_cache_lookups_total")
+                        .Help("Units' state lookups in the engine's cache, by result (hit or miss)")
+                        .Register(*impl_->registry);
+    impl_->cache_hits = &lookups.Add({{"result", "hit"}});
+    impl_->cache_misses = &lookups.Add({{"result", "miss"}});
+    impl_->cache_entries = &prometheus::BuildGauge()
+                                .Name("mqledger_state_cache_entries")
+                                .Help("Instance and account states in the engine's cache")
+                                .Register(*impl_->registry)
+                                .Add({});
+    impl_->cache_capacity = &prometheus::BuildGauge()
+                                 .Name("mqledger_state_cache_capacity")
+                                 .Help("The cache's bound (--state-cache)")
+                                 .Register(*impl_->registry)
+                                 .Add({});
+    impl_->queued_events = &prometheus::BuildGauge()
+                                .Name("mqledger_writer_queue_events")
+                                .Help("Events waiting for the writer (bounded by --queue-events)")
+                                .Register(*impl_->registry)
+                                .Add({});
+    impl_->queued_bytes = &prometheus::BuildGauge()
+                               .Name("mqledger_writer_queue_bytes")
+                               .Help("Bytes of events waiting for the writer (bounded by --queue-bytes)")
+                               .Register(*impl_->registry)
+                               .Add({});
+
     // Every series of a counter or histogram exists from the start, at zero: Prometheus takes a
     // series' first sample as its baseline, so a series born at its first increment would hide
     // that increment from rate() and increase().
@@ -150,6 +183,21 @@ void metrics::set_projection_figures(const projection_figures& f) {
     impl_->pending_releases->Add({{"window", "7d"}}).Set(static_cast<double>(f.releases_next_7d));
     impl_->accounts_overdue->Set(static_cast<double>(f.accounts_overdue));
     impl_->head_position->Set(static_cast<double>(f.head_position));
+}
+
+void metrics::set_runtime_figures(const runtime_figures& f) {
+    std::lock_guard lock(impl_->scrape_mutex);
+    // Counters move by the difference to the cumulative figures.
+    const auto advance = [](prometheus::Counter* c, std::uint64_t total) {
+        const double now = static_cast<double>(total);
+        if (now > c->Value()) c->Increment(now - c->Value());
+    };
+    advance(impl_->cache_hits, f.cache_hits);
+    advance(impl_->cache_misses, f.cache_misses);
+    impl_->cache_entries->Set(static_cast<double>(f.cache_entries));
+    impl_->cache_capacity->Set(static_cast<double>(f.cache_capacity));
+    impl_->queued_events->Set(static_cast<double>(f.queued_events));
+    impl_->queued_bytes->Set(static_cast<double>(f.queued_bytes));
 }
 
 void metrics::on_scrape(std::function<void()> fn) { impl_->scrape_hook = std::move(fn); }

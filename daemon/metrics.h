@@ -54,6 +54,14 @@ public:
     };
     void set_projection_figures(const projection_figures& f);
 
+    /// The engine's state cache and the writer's queue, refreshed before each scrape.
+    struct runtime_figures {
+        std::uint64_t cache_hits = 0, cache_misses = 0;   // since start
+        std::size_t cache_entries = 0, cache_capacity = 0;
+        std::size_t queued_events = 0, queued_bytes = 0;
+    };
+    void set_runtime_figures(const runtime_figures& f);
+
     /// Called at the start of every exposition (to refresh the projection gauges); set before
     /// serving.
     void on_scrape(std::function<void()> fn);

@@ -91,7 +91,20 @@ http::response refusal_response(const refusal& r) {
 
 http::response unavailable_response(const std::string& message) {
     log_line(log_level::warn, "database unavailable", {{"error", message}});
+    // A connection lost after COMMIT was sent: the command may have been written.
+    if (message.find("outcome is unknown") != std::string::npos)
+        return http::error_response(503, "unavailable",
+                                    "database connection lost while committing; the command may have been written: "
+                                    "retry with the same Idempotency-Key");
     return http::error_response(503, "unavailable", "database unavailable; nothing was written");
+}
+
+http::response overloaded_response(const std::string& message) {
+    log_line(log_level::warn, "writer queue full", {{"error", message}});
+    auto r = http::error_response(503, "overloaded", "too many commands waiting to be written; nothing was written, "
+                                                     "retry after the time in Retry-After");
+    r.headers.push_back({"Retry-After", "1"});
+    return r;
 }
 
 // The answer to a command: the target's view, or the documented error.
@@ -105,6 +118,7 @@ http::response outcome_response(const command_outcome& o, int ok_status, const e
     case outcome_kind::idempotency_mismatch:
         return http::error_response(422, "invalid", o.message, {{"field", "Idempotency-Key"}});
     case outcome_kind::unavailable: return unavailable_response(o.message);
+    case outcome_kind::overloaded: return overloaded_response(o.message);
     case outcome_kind::internal: {
         auto r = http::error_response(500, "internal", "internal error; nothing was written");
         r.internal_error = o.message;

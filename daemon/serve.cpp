@@ -124,7 +124,11 @@ int run_serve(const config& cfg) {
     // transaction, a read pool, and the engine that decides between them.
     const policy_registry policies;
     const projections::projector projector(policies);
-    store::event_store store(cfg.database_url, now_source, store::store_options{20000, projector.observer()});
+    store::store_options store_opts;
+    store_opts.observer = projector.observer();
+    store_opts.max_queued_events = cfg.queue_events;
+    store_opts.max_queued_bytes = cfg.queue_bytes;
+    store::event_store store(cfg.database_url, now_source, std::move(store_opts));
     db_pool reads(cfg.database_url, cfg.db_connections, &engine::prepare);
     timer_service* timers_ptr = nullptr;
     engine eng(reads, store, policies, now_source,
@@ -150,7 +154,9 @@ int run_serve(const config& cfg) {
                    },
                    [&timers_ptr](time_point due) {
                        if (timers_ptr) timers_ptr->notify(due);
-                   }});
+                   },
+                   {}},
+               cfg.state_cache);
     // Under the system clock several daemons may share the database: one leads the timers. A
     // manual clock is one daemon's private time, so it fires for itself (POST /v1/clock).
     timer_service timers(eng, now_source, !manual,
@@ -159,7 +165,12 @@ int run_serve(const config& cfg) {
     m.set_timer_leader(manual != nullptr);
     timers_ptr = &timers;
 
-    m.on_scrape([&reads, &now_source, &m] {
+    m.on_scrape([&reads, &now_source, &m, &eng, &store] {
+        {
+            const auto c = eng.cache().statistics();
+            const auto [events, bytes] = store.queued();
+            m.set_runtime_figures({c.hits, c.misses, c.entries, eng.cache().capacity(), events, bytes});
+        }
         try {
             reads.with([&](pqxx::connection& c) {
                 pqxx::nontransaction tx(c);

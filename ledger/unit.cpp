@@ -165,6 +165,8 @@ public:
             if (const auto iid = instance_id_of(pe.stream)) o.expected_versions[pe.stream] = insts_.at(*iid).base;
             else if (const auto aid = account_id_of(pe.stream)) o.expected_versions[pe.stream] = accts_.at(*aid).base;
         }
+        for (const auto& [id, e] : insts_) o.read_versions.emplace(instance_stream(id), e.base);
+        for (const auto& [id, e] : accts_) o.read_versions.emplace(account_stream(id), e.base);
         o.events = std::move(out_);
         o.fired = std::move(fired_);
         o.stuck = std::move(stuck_);

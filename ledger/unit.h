@@ -102,6 +102,10 @@ struct [[nodiscard]] unit_outcome {
     std::vector<stuck_timer> stuck;
     /// Each stream the events touch, with its version in the view: the append's expected version.
     std::map<std::string, std::int64_t> expected_versions;
+    /// Every stream the unit read (written or not), with its version in the view (0: unknown).
+    /// An append that also checks the streams it only read (`append_of` does) cannot be written
+    /// from a state that was stale when it was decided, whatever cache the view answered from.
+    std::map<std::string, std::int64_t> read_versions;
     /// The state after the unit of every instance and account it loaded (touched or not).
     std::map<std::string, instance_state> instances;
     std::map<std::string, account_state> accounts;

@@ -93,8 +93,127 @@ const policy& policy_of(const instance_state& s, const policy_registry& policies
     return (set != nullptr ? *set : policies.current()).get(s.prod, s.bill);
 }
 
-void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events) const {
-    if (events.empty()) return;
+namespace {
+
+// The projection writes of one batch, whichever way its rows were made.
+struct batch_rows {
+    std::string instance_rows = "[", timer_rows = "[", account_rows = "[";
+    bool any_instance = false, any_timer = false, any_account = false;
+    std::vector<std::string> timers_changed;
+    std::map<detail::count_key, std::int64_t> delta;
+    std::int64_t position = 0;
+
+    static void add(std::string& list, bool& any, const std::string& item) {
+        if (any) list.push_back(',');
+        list += item;
+        any = true;
+    }
+    void instance(const std::string& row) { add(instance_rows, any_instance, row); }
+    void account(const std::string& row) { add(account_rows, any_account, row); }
+    void timers(const std::string& id, const std::vector<timer>& ts) {
+        timers_changed.push_back(id);
+        json::array rows;
+        detail::timer_rows(id, ts, rows);
+        for (const auto& r : rows) add(timer_rows, any_timer, json::serialize(r));
+    }
+
+    std::string sql(pqxx::transaction_base& tx) {
+        std::string out;
+        const auto then = [&](std::string stmt) {
+            if (!out.empty()) out += "; ";
+            out += stmt;
+        };
+        if (any_instance) then(detail::instances_sql(tx, "instance_state", instance_rows + "]", true));
+        if (!timers_changed.empty()) {
+            then(detail::delete_timers_sql(tx, "timers", timers_changed));
+            if (any_timer) then(detail::timers_sql(tx, "timers", timer_rows + "]"));
+        }
+        if (any_account) then(detail::accounts_sql(tx, "accounts", account_rows + "]", true));
+        json::array counts;
+        for (const auto& [key, n] : delta) {
+            if (n == 0) continue;
+            counts.push_back(json::object{{"product", std::get<0>(key)}, {"billing", std::get<1>(key)},
+                                          {"state", std::get<2>(key)}, {"count", n}});
+        }
+        if (!counts.empty()) then(detail::counts_sql(tx, "instance_counts", json::serialize(counts), true));
+        then(detail::checkpoint_sql(tx, "projection_checkpoint", position));
+        return out;
+    }
+};
+
+} // namespace
+
+std::shared_ptr<const unit_rows> rows_of(const unit_outcome& o,
+                                         const std::function<const instance_state&(const std::string&)>& before,
+                                         const policy_registry& policies) {
+    auto out = std::make_shared<unit_rows>();
+    std::set<std::string> instances, accounts;
+    for (const auto& pe : o.events) {
+        if (auto id = instance_id_of(pe.stream)) instances.insert(std::move(*id));
+        else if (auto aid = account_id_of(pe.stream)) accounts.insert(std::move(*aid));
+    }
+    for (const auto& id : instances) {
+        const auto& b = before(id);
+        const auto& s = o.instances.at(id);
+        unit_rows::instance_change c;
+        c.id = id;
+        if (b.exists) {
+            c.before = detail::count_key_of(b);
+            c.timers_before = detail::timers_of(b, policies);
+        }
+        if (s.exists) {   // a stream with no purchase/import yet has nothing to show
+            c.after = detail::count_key_of(s);
+            c.row = json::serialize(detail::instance_row(s, policies));
+            c.timers_after = detail::timers_of(s, policies);
+        }
+        out->instances.push_back(std::move(c));
+    }
+    for (const auto& id : accounts)
+        if (const auto it = o.accounts.find(id); it != o.accounts.end() && it->second.exists)
+            out->accounts.emplace_back(id, json::serialize(detail::account_row(id, it->second)));
+    return out;
+}
+
+std::string projector::statements(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events,
+                                  const std::vector<const std::any*>& projections) const {
+    if (events.empty()) return {};
+    batch_rows out;
+    out.position = events.back().position;
+
+    // Encode once: every request brought its rows. Merge them per instance and account: the
+    // first request's "before", the last one's "after" (the store accepted them in order, each
+    // at the version the previous one left, so the steps compose).
+    std::vector<std::shared_ptr<const unit_rows>> given;
+    for (const auto* p : projections) {
+        const auto* r = p != nullptr ? std::any_cast<std::shared_ptr<const unit_rows>>(p) : nullptr;
+        if (r == nullptr || !*r) break;
+        given.push_back(*r);
+    }
+    if (!projections.empty() && given.size() == projections.size()) {
+        struct merged {
+            const unit_rows::instance_change* first = nullptr;
+            const unit_rows::instance_change* last = nullptr;
+        };
+        std::map<std::string, merged> instances;
+        std::map<std::string, const std::string*> accounts;
+        for (const auto& u : given) {
+            for (const auto& c : u->instances) {
+                auto& m = instances[c.id];
+                if (m.first == nullptr) m.first = &c;
+                m.last = &c;
+                if (c.before) --out.delta[*c.before];
+                if (!c.row.empty()) ++out.delta[c.after];
+            }
+            for (const auto& [id, row] : u->accounts) accounts[id] = &row;
+        }
+        for (const auto& [id, m] : instances) {
+            if (m.last->row.empty()) continue;
+            out.instance(m.last->row);
+            if (m.first->timers_before != m.last->timers_after) out.timers(id, m.last->timers_after);
+        }
+        for (const auto& [id, row] : accounts) out.account(*row);
+        return out.sql(tx);
+    }
 
     std::set<std::string> instance_ids, account_ids;
     for (const auto& e : events) {
@@ -136,46 +255,34 @@ void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recor
 
     for (const auto& e : events) fold(set, e);
 
-    json::array instance_rows, timers, account_rows, counts;
-    std::vector<std::string> timers_changed;
-    std::map<detail::count_key, std::int64_t> delta;
     for (const auto& id : iids) {
         const auto& s = set.instances.at(id);
-        if (auto b = before.find(id); b != before.end()) --delta[b->second];
+        if (auto b = before.find(id); b != before.end()) --out.delta[b->second];
         if (!s.exists) continue; // a stream with no purchase/import yet has nothing to show
-        ++delta[detail::count_key_of(s)];
-        instance_rows.push_back(detail::instance_row(s, policies_));
+        ++out.delta[detail::count_key_of(s)];
+        out.instance(json::serialize(detail::instance_row(s, policies_)));
         // An instance's timers are replaced only when they changed (`deadlines` of the new
         // state is the whole truth; most commands leave it as it was): less work, and no dead
         // index entries at the soonest end of timers_due_at_idx, which every command's load probes.
-        const auto new_timers = detail::timers_of(s, policies_);
+        auto new_timers = detail::timers_of(s, policies_);
         if (const auto it = timers_before.find(id); it != timers_before.end() && it->second == new_timers) continue;
-        timers_changed.push_back(id);
-        detail::timer_rows(id, new_timers, timers);
+        out.timers(id, new_timers);
     }
     for (const auto& id : aids) {
         const auto& a = set.accounts.at(id);
-        if (a.exists) account_rows.push_back(detail::account_row(id, a));
+        if (a.exists) out.account(json::serialize(detail::account_row(id, a)));
     }
-    for (const auto& [key, n] : delta) {
-        if (n == 0) continue;
-        counts.push_back(json::object{{"product", std::get<0>(key)}, {"billing", std::get<1>(key)},
-                                      {"state", std::get<2>(key)}, {"count", n}});
-    }
+    return out.sql(tx);
+}
 
-    detail::write_instances(tx, "instance_state", instance_rows, true);
-    if (!timers_changed.empty()) {
-        tx.exec_params("DELETE FROM timers WHERE instance_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
-                       detail::json_list(timers_changed));
-        detail::write_timers(tx, "timers", timers);
-    }
-    detail::write_accounts(tx, "accounts", account_rows, true);
-    detail::write_counts(tx, "instance_counts", counts, true);
-    detail::write_checkpoint(tx, "projection_checkpoint", set.position);
+void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events) const {
+    if (const auto sql = statements(tx, events); !sql.empty()) tx.exec(sql);
 }
 
 store::batch_observer projector::observer() const {
-    return [this](pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events) { apply(tx, events); };
+    return [this](pqxx::transaction_base& tx, const store::batch_view& batch) {
+        return statements(tx, batch.events, batch.projections);
+    };
 }
 
 } // namespace mqledger::projections

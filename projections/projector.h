@@ -7,12 +7,16 @@
 #include "ledger/events.h"
 #include "ledger/instance.h"
 #include "ledger/policy.h"
+#include "ledger/unit.h"
 #include "ledger/store/event_store.h"
 
 #include <pqxx/pqxx>
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
+#include <tuple>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -69,6 +73,28 @@ void fold(projection_set& into, const store::recorded_event& e);
 /// written under, else the registry's current one. Thread-safe.
 [[nodiscard]] const policy& policy_of(const instance_state& s, const policy_registry& policies);
 
+/// The projection rows of one decided unit, built on the caller's thread (`rows_of`) and handed
+/// to the projector through the append (`store::append_request::projection`), so the writer
+/// neither reads the states back nor folds the events again ("encode once").
+struct unit_rows {
+    using count_key = std::tuple<std::string, std::string, std::string>; // product, billing, state
+    struct instance_change {
+        std::string id;
+        std::string row;                        // the instance_state row, JSON object text
+        std::optional<count_key> before;        // nothing: the instance did not exist
+        count_key after;
+        std::vector<timer> timers_before, timers_after;
+    };
+    std::vector<instance_change> instances;     // every instance the unit wrote to
+    std::vector<std::pair<std::string, std::string>> accounts;   // account id, accounts row text
+};
+
+/// The rows of the streams `o` writes. `before(id)` answers the state an instance had when the
+/// unit read it. Thread-safe.
+[[nodiscard]] std::shared_ptr<const unit_rows> rows_of(
+    const unit_outcome& o, const std::function<const instance_state&(const std::string&)>& before,
+    const policy_registry& policies);
+
 /// Writes the projection rows of the given events inside the caller's transaction.
 /// Stateless between batches and const, so one projector may serve several stores.
 class projector {
@@ -76,11 +102,17 @@ public:
     /// `policies` must outlive the projector.
     explicit projector(const policy_registry& policies) : policies_(policies) {}
 
-    /// Loads the states the batch touches (one query per table), folds `events` (position order)
-    /// onto them with `evolve`, and writes instance_state (upsert), timers (replaced from
-    /// `deadlines`), accounts (upsert), instance_counts (adjusted by each state change) and the
-    /// checkpoint, with multi-row statements through `tx`. Throws projection_error or pqxx
-    /// exceptions; the caller's transaction must then be rolled back. Thread-safe (const).
+    /// The statements (SQL text, `;`-separated) that bring the projections up to `events`
+    /// (position order): instance_state (upsert), timers (an instance's replaced when they
+    /// changed), accounts (upsert), instance_counts (adjusted by each state change) and the
+    /// checkpoint. When every request of the batch carries its `unit_rows` (`projections`, as
+    /// `std::shared_ptr<const unit_rows>`), they are merged as they are; otherwise the touched
+    /// states are loaded through `tx` (one query per table) and `events` folded onto them with
+    /// `evolve`. Throws projection_error or pqxx exceptions. Thread-safe (const).
+    [[nodiscard]] std::string statements(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events,
+                                         const std::vector<const std::any*>& projections = {}) const;
+
+    /// Runs `statements` at once (for callers outside the store's writer).
     void apply(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events) const;
 
     /// This projector as the store's batch observer; the projector must outlive the store.

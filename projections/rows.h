@@ -30,14 +30,29 @@ void timer_rows(const instance_state& s, const policy_registry& policies, boost:
 /// The counts key of an existing instance. Thread-safe.
 [[nodiscard]] count_key count_key_of(const instance_state& s);
 
-/// Multi-row writes into `table` (a live table or a scratch copy with the same columns). With
-/// `upsert`, existing rows (by primary key) are replaced. Rows are written in chunks so no
-/// single parameter grows without bound.
+/// The multi-row statements into `table` (a live table or a scratch copy with the same columns)
+/// as SQL text, `rows_json` being a JSON array of rows quoted in as a literal (no parameters, so
+/// they can travel with other statements in one round trip). With `upsert`, existing rows (by
+/// primary key) are replaced.
+[[nodiscard]] std::string instances_sql(pqxx::transaction_base& tx, const std::string& table, const std::string& rows_json,
+                                        bool upsert);
+[[nodiscard]] std::string timers_sql(pqxx::transaction_base& tx, const std::string& table, const std::string& rows_json);
+[[nodiscard]] std::string accounts_sql(pqxx::transaction_base& tx, const std::string& table, const std::string& rows_json,
+                                       bool upsert);
+/// rows: {product, billing, state, count}; with `add`, counts are added to existing ones and
+/// rows that reach zero are deleted (two statements).
+[[nodiscard]] std::string counts_sql(pqxx::transaction_base& tx, const std::string& table, const std::string& rows_json,
+                                     bool add);
+[[nodiscard]] std::string checkpoint_sql(pqxx::transaction_base& tx, const std::string& table, std::int64_t position);
+/// DELETE of every timer of the given instances.
+[[nodiscard]] std::string delete_timers_sql(pqxx::transaction_base& tx, const std::string& table,
+                                            const std::vector<std::string>& ids);
+
+/// The same statements run at once, in chunks so that no single statement grows without bound
+/// (a rebuild of a large fleet).
 void write_instances(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool upsert);
 void write_timers(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows);
 void write_accounts(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool upsert);
-/// rows: {product, billing, state, count}; with `add`, counts are added to existing ones and
-/// rows that reach zero are deleted.
 void write_counts(pqxx::transaction_base& tx, const std::string& table, const boost::json::array& rows, bool add);
 void write_checkpoint(pqxx::transaction_base& tx, const std::string& table, std::int64_t position);
 

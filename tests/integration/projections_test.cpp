@@ -47,7 +47,7 @@ struct world {
     const std::map<std::string, account_state>& accounts = fleet.view.accounts();
     std::vector<pending_event> history;
 
-    explicit world(const std::string& url) : store(url, clk, store::store_options{20000, projector.observer()}) {
+    explicit world(const std::string& url) : store(url, clk, store::observed_by(projector.observer())) {
         fleet.on_unit = [this](const test::logged_unit& u) {
             clk.advance_to(u.record.at);   // written when decided: recorded_at is the decision's time
             const auto res = store.append(append_of(u.outcome, u.record.command, u.record.at,
@@ -318,7 +318,7 @@ TEST_CASE("projections: a projector failure rolls back the whole batch", "[proje
     policy_registry policies;
     proj::projector projector(policies);
     manual_clock clk(local("2025-11-23 09:00"));
-    store::event_store st(db.app_url(), clk, store::store_options{20000, projector.observer()});
+    store::event_store st(db.app_url(), clk, store::observed_by(projector.observer()));
 
     // Well-formed for the store, but the codec refuses it (an extra field): the projector throws.
     store::append_request bad;
@@ -382,7 +382,7 @@ TEST_CASE("projections: snapshots round-trip exactly and refuse extra keys", "[p
 double timed_appends(const std::string& url, store::batch_observer observer, int n) {
     policy_registry policies;
     manual_clock clk(local("2025-11-23 10:00"));
-    store::event_store st(url, clk, store::store_options{20000, std::move(observer)});
+    store::event_store st(url, clk, store::observed_by(std::move(observer)));
     decide_context ctx;
     ctx.policies = &policies.current();
     ctx.account = account_facts{100000000, std::nullopt};
@@ -423,10 +423,11 @@ TEST_CASE("projections: throughput of appends with the projector", "[projections
     double in_projector = 0;
     const double with = timed_appends(
         db.app_url(),
-        [&](pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events) {
+        [&](pqxx::transaction_base& tx, const store::batch_view& batch) {
             const auto start = std::chrono::steady_clock::now();
-            projector.apply(tx, events);
+            auto sql = projector.statements(tx, batch.events, batch.projections);
             in_projector += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            return sql;
         },
         n);
     WARN(3 * n << " events: store alone " << (3 * n) / bare << " events/s; with projections " << (3 * n) / with
