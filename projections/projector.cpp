@@ -117,27 +117,54 @@ struct batch_rows {
         for (const auto& r : rows) add(timer_rows, any_timer, json::serialize(r));
     }
 
-    std::string sql(pqxx::transaction_base& tx) {
-        std::string out;
-        const auto then = [&](std::string stmt) {
-            if (!out.empty()) out += "; ";
-            out += stmt;
+    // The projection writes as common table expressions of the store's one write statement,
+    // their parameters numbered from `first`. Each part touches its own rows: a changed
+    // instance's timers are deleted unless they stay, and the new ones inserted unless present.
+    store::batch_writes writes(int first) {
+        store::batch_writes w;
+        const auto param = [&](std::string value) {
+            w.params.push_back(std::move(value));
+            return "$" + std::to_string(first + static_cast<int>(w.params.size()) - 1);
         };
-        if (any_instance) then(detail::instances_sql(tx, "instance_state", instance_rows + "]", true));
+        if (any_instance) w.ctes.push_back("p_instances AS (" + detail::instances_sql("instance_state", param(instance_rows + "]"), true) + ")");
         if (!timers_changed.empty()) {
-            then(detail::delete_timers_sql(tx, "timers", timers_changed));
-            if (any_timer) then(detail::timers_sql(tx, "timers", timer_rows + "]"));
+            const auto ids = param(detail::json_list(timers_changed));
+            const auto rows = param(timer_rows + "]");
+            w.ctes.push_back("p_timers_new AS (SELECT instance_id, kind, due_at FROM jsonb_to_recordset(" + rows +
+                             "::jsonb) AS x(instance_id text, kind text, due_at timestamptz))");
+            w.ctes.push_back("p_timers_gone AS (DELETE FROM timers t WHERE t.instance_id = ANY(ARRAY(SELECT "
+                             "jsonb_array_elements_text(" + ids + "::jsonb))) AND NOT EXISTS (SELECT 1 FROM p_timers_new n "
+                             "WHERE n.instance_id = t.instance_id AND n.kind = t.kind AND n.due_at = t.due_at))");
+            w.ctes.push_back("p_timers_added AS (INSERT INTO timers (instance_id, kind, due_at) SELECT instance_id, kind, "
+                             "due_at FROM p_timers_new ON CONFLICT DO NOTHING)");
         }
-        if (any_account) then(detail::accounts_sql(tx, "accounts", account_rows + "]", true));
+        if (any_account) w.ctes.push_back("p_accounts AS (" + detail::accounts_sql("accounts", param(account_rows + "]"), true) + ")");
         json::array counts;
         for (const auto& [key, n] : delta) {
             if (n == 0) continue;
             counts.push_back(json::object{{"product", std::get<0>(key)}, {"billing", std::get<1>(key)},
                                           {"state", std::get<2>(key)}, {"count", n}});
         }
-        if (!counts.empty()) then(detail::counts_sql(tx, "instance_counts", json::serialize(counts), true));
-        then(detail::checkpoint_sql(tx, "projection_checkpoint", position));
-        return out;
+        if (!counts.empty()) {
+            // Combinations that reach zero are deleted, the others updated, new ones inserted (a
+            // new one with a negative delta fails the CHECK: the counts would have drifted).
+            const auto d = param(json::serialize(counts));
+            const std::string same = "c.product = d.product AND c.billing = d.billing AND c.state = d.state";
+            w.ctes.push_back("p_counts_delta AS (SELECT product, billing, state, count FROM jsonb_to_recordset(" + d +
+                             "::jsonb) AS x(product text, billing text, state text, count bigint))");
+            w.ctes.push_back("p_counts_gone AS (DELETE FROM instance_counts c USING p_counts_delta d WHERE " + same +
+                             " AND c.count + d.count = 0)");
+            w.ctes.push_back("p_counts_changed AS (UPDATE instance_counts c SET count = c.count + d.count FROM "
+                             "p_counts_delta d WHERE " + same + " AND c.count + d.count <> 0)");
+            w.ctes.push_back("p_counts_new AS (INSERT INTO instance_counts (product, billing, state, count) SELECT "
+                             "d.product, d.billing, d.state, d.count FROM p_counts_delta d WHERE NOT EXISTS (SELECT 1 "
+                             "FROM instance_counts c WHERE " + same + "))");
+        }
+        const auto name = param(std::string(checkpoint_name));
+        const auto pos = param(std::to_string(position));
+        w.ctes.push_back("p_checkpoint AS (INSERT INTO projection_checkpoint (name, position) VALUES (" + name + ", " + pos +
+                         "::bigint) ON CONFLICT (name) DO UPDATE SET position = excluded.position)");
+        return w;
     }
 };
 
@@ -174,8 +201,8 @@ std::shared_ptr<const unit_rows> rows_of(const unit_outcome& o,
     return out;
 }
 
-std::string projector::statements(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events,
-                                  const std::vector<const std::any*>& projections) const {
+store::batch_writes projector::writes(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events,
+                                      const std::vector<const std::any*>& projections, int first_param) const {
     if (events.empty()) return {};
     batch_rows out;
     out.position = events.back().position;
@@ -212,7 +239,7 @@ std::string projector::statements(pqxx::transaction_base& tx, const std::vector<
             if (m.first->timers_before != m.last->timers_after) out.timers(id, m.last->timers_after);
         }
         for (const auto& [id, row] : accounts) out.account(*row);
-        return out.sql(tx);
+        return out.writes(first_param);
     }
 
     std::set<std::string> instance_ids, account_ids;
@@ -272,16 +299,20 @@ std::string projector::statements(pqxx::transaction_base& tx, const std::vector<
         const auto& a = set.accounts.at(id);
         if (a.exists) out.account(json::serialize(detail::account_row(id, a)));
     }
-    return out.sql(tx);
+    return out.writes(first_param);
 }
 
 void projector::apply(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events) const {
-    if (const auto sql = statements(tx, events); !sql.empty()) tx.exec(sql);
+    auto w = writes(tx, events, {}, 1);
+    if (w.ctes.empty()) return;
+    std::string sql = "WITH ";
+    for (std::size_t i = 0; i < w.ctes.size(); ++i) sql += (i ? ", " : "") + w.ctes[i];
+    tx.exec_params(sql + " SELECT 1", pqxx::prepare::make_dynamic_params(w.params));
 }
 
 store::batch_observer projector::observer() const {
     return [this](pqxx::transaction_base& tx, const store::batch_view& batch) {
-        return statements(tx, batch.events, batch.projections);
+        return writes(tx, batch.events, batch.projections, batch.first_param);
     };
 }
 

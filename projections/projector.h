@@ -102,17 +102,18 @@ public:
     /// `policies` must outlive the projector.
     explicit projector(const policy_registry& policies) : policies_(policies) {}
 
-    /// The statements (SQL text, `;`-separated) that bring the projections up to `events`
-    /// (position order): instance_state (upsert), timers (an instance's replaced when they
-    /// changed), accounts (upsert), instance_counts (adjusted by each state change) and the
-    /// checkpoint. When every request of the batch carries its `unit_rows` (`projections`, as
-    /// `std::shared_ptr<const unit_rows>`), they are merged as they are; otherwise the touched
-    /// states are loaded through `tx` (one query per table) and `events` folded onto them with
-    /// `evolve`. Throws projection_error or pqxx exceptions. Thread-safe (const).
-    [[nodiscard]] std::string statements(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events,
-                                         const std::vector<const std::any*>& projections = {}) const;
+    /// The writes (store::batch_writes, parameters from `first_param`) that bring the
+    /// projections up to `events` (position order): instance_state (upsert), timers (an
+    /// instance's replaced when they changed), accounts (upsert), instance_counts (adjusted by
+    /// each state change) and the checkpoint. When every request of the batch carries its
+    /// `unit_rows` (`projections`, as `std::shared_ptr<const unit_rows>`), they are merged as they
+    /// are; otherwise the touched states are loaded through `tx` (one query per table) and
+    /// `events` folded onto them with `evolve`. Throws projection_error or pqxx exceptions.
+    /// Thread-safe (const).
+    [[nodiscard]] store::batch_writes writes(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events,
+                                             const std::vector<const std::any*>& projections, int first_param) const;
 
-    /// Runs `statements` at once (for callers outside the store's writer).
+    /// Runs `writes` at once, as one statement (for callers outside the store's writer).
     void apply(pqxx::transaction_base& tx, const std::vector<store::recorded_event>& events) const;
 
     /// This projector as the store's batch observer; the projector must outlive the store.

@@ -47,7 +47,7 @@ rebuild_report write_scratch(pqxx::transaction_base& tx, const projection_set& s
     detail::write_instances(tx, scratch("instance_state"), instance_rows, false);
     detail::write_timers(tx, scratch("timers"), timers);
     detail::write_accounts(tx, scratch("accounts"), account_rows, false);
-    detail::write_counts(tx, scratch("instance_counts"), counts, false);
+    detail::write_counts(tx, scratch("instance_counts"), counts);
     if (set.position > 0) detail::write_checkpoint(tx, scratch("projection_checkpoint"), set.position);
     return report;
 }

@@ -19,16 +19,13 @@ json::value opt_time(const std::optional<time_point>& t) {
 // while a group-commit batch (≤ 20k events) usually goes in one statement.
 constexpr std::size_t chunk_rows = 20000;
 
-template <class Sql>
-void write_chunked(pqxx::transaction_base& tx, const json::array& rows, Sql&& sql) {
+void write_chunked(pqxx::transaction_base& tx, const json::array& rows, const std::string& sql) {
     for (std::size_t i = 0; i < rows.size(); i += chunk_rows) {
         const auto end = std::min(rows.size(), i + chunk_rows);
         json::array chunk(rows.begin() + static_cast<std::ptrdiff_t>(i), rows.begin() + static_cast<std::ptrdiff_t>(end));
-        tx.exec(sql(json::serialize(chunk)));
+        tx.exec_params(sql, json::serialize(chunk));
     }
 }
-
-std::string literal(pqxx::transaction_base& tx, const std::string& json_text) { return tx.quote(json_text) + "::jsonb"; }
 
 } // namespace
 
@@ -103,14 +100,13 @@ count_key count_key_of(const instance_state& s) {
     return {std::string(to_string(s.prod)), std::string(to_string(s.bill)), std::string(to_string(s.current))};
 }
 
-std::string instances_sql(pqxx::transaction_base& tx, const std::string& table, const std::string& rows_json, bool upsert) {
+std::string instances_sql(const std::string& table, const std::string& param, bool upsert) {
     static const std::string cols =
         "instance_id, account_id, product, billing, timezone, state, display_state, service_available, data_retained, "
         "state_since, expires_at, deadlines, release_at, force_delete_pending, last_effective_at, version, policy_version, "
         "account_notice, snapshot";
-    std::string sql = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols + " FROM jsonb_to_recordset(" +
-                      literal(tx, rows_json) +
-                      ") AS x(instance_id text, account_id text, product text, "
+    std::string sql = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols + " FROM jsonb_to_recordset(" + param +
+                      "::jsonb) AS x(instance_id text, account_id text, product text, "
                       "billing text, timezone text, state text, display_state text, service_available boolean, "
                       "data_retained boolean, state_since timestamptz, expires_at timestamptz, deadlines jsonb, "
                       "release_at timestamptz, force_delete_pending boolean, last_effective_at timestamptz, version bigint, "
@@ -127,16 +123,15 @@ std::string instances_sql(pqxx::transaction_base& tx, const std::string& table, 
     return sql;
 }
 
-std::string timers_sql(pqxx::transaction_base& tx, const std::string& table, const std::string& rows_json) {
+std::string timers_sql(const std::string& table, const std::string& param) {
     return "INSERT INTO " + table + " (instance_id, kind, due_at) SELECT instance_id, kind, due_at FROM jsonb_to_recordset(" +
-           literal(tx, rows_json) + ") AS x(instance_id text, kind text, due_at timestamptz)";
+           param + "::jsonb) AS x(instance_id text, kind text, due_at timestamptz)";
 }
 
-std::string accounts_sql(pqxx::transaction_base& tx, const std::string& table, const std::string& rows_json, bool upsert) {
+std::string accounts_sql(const std::string& table, const std::string& param, bool upsert) {
     static const std::string cols = "account_id, currency, balance, owed, overdue_since, last_effective_at, version, snapshot";
-    std::string sql = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols + " FROM jsonb_to_recordset(" +
-                      literal(tx, rows_json) +
-                      ") AS x(account_id text, currency text, balance bigint, "
+    std::string sql = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols + " FROM jsonb_to_recordset(" + param +
+                      "::jsonb) AS x(account_id text, currency text, balance bigint, "
                       "owed bigint, overdue_since timestamptz, last_effective_at timestamptz, version bigint, "
                       "snapshot jsonb)";
     if (upsert)
@@ -146,51 +141,31 @@ std::string accounts_sql(pqxx::transaction_base& tx, const std::string& table, c
     return sql;
 }
 
-std::string counts_sql(pqxx::transaction_base& tx, const std::string& table, const std::string& rows_json, bool add) {
-    const std::string input = "SELECT product, billing, state, count FROM jsonb_to_recordset(" + literal(tx, rows_json) +
-                              ") AS x(product text, billing text, state text, count bigint)";
-    if (!add) return "INSERT INTO " + table + " (product, billing, state, count) " + input;
-    // Update the existing combinations, insert the new ones. Not INSERT … ON CONFLICT: PostgreSQL
-    // checks CHECK (count >= 0) on the proposed row, so a delta of −1 would be refused. A new
-    // combination with a negative delta is refused by the CHECK, as it should be (the counts
-    // would have drifted from instance_state). The store's single writer makes this race-free.
-    return "WITH d AS (" + input + "), u AS (UPDATE " + table + " c SET count = c.count + d.count FROM d "
-           "WHERE c.product = d.product AND c.billing = d.billing AND c.state = d.state "
-           "RETURNING c.product, c.billing, c.state) "
-           "INSERT INTO " + table + " (product, billing, state, count) SELECT d.product, d.billing, d.state, d.count "
-           "FROM d WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.product = d.product AND u.billing = d.billing "
-           "AND u.state = d.state); DELETE FROM " + table + " WHERE count = 0";
-}
-
-std::string checkpoint_sql(pqxx::transaction_base& tx, const std::string& table, std::int64_t position) {
-    return "INSERT INTO " + table + " (name, position) VALUES (" + tx.quote(std::string(checkpoint_name)) + ", " +
-           std::to_string(position) + ") ON CONFLICT (name) DO UPDATE SET position = excluded.position";
-}
-
-std::string delete_timers_sql(pqxx::transaction_base& tx, const std::string& table, const std::vector<std::string>& ids) {
-    return "DELETE FROM " + table + " WHERE instance_id = ANY(ARRAY(SELECT jsonb_array_elements_text(" +
-           literal(tx, json_list(ids)) + ")))";
+std::string counts_sql(const std::string& table, const std::string& param) {
+    return "INSERT INTO " + table + " (product, billing, state, count) SELECT product, billing, state, count FROM "
+           "jsonb_to_recordset(" + param + "::jsonb) AS x(product text, billing text, state text, count bigint)";
 }
 
 void write_instances(pqxx::transaction_base& tx, const std::string& table, const json::array& rows, bool upsert) {
-    write_chunked(tx, rows, [&](const std::string& j) { return instances_sql(tx, table, j, upsert); });
+    write_chunked(tx, rows, instances_sql(table, "$1", upsert));
 }
 
 void write_timers(pqxx::transaction_base& tx, const std::string& table, const json::array& rows) {
-    write_chunked(tx, rows, [&](const std::string& j) { return timers_sql(tx, table, j); });
+    write_chunked(tx, rows, timers_sql(table, "$1"));
 }
 
 void write_accounts(pqxx::transaction_base& tx, const std::string& table, const json::array& rows, bool upsert) {
-    write_chunked(tx, rows, [&](const std::string& j) { return accounts_sql(tx, table, j, upsert); });
+    write_chunked(tx, rows, accounts_sql(table, "$1", upsert));
 }
 
-void write_counts(pqxx::transaction_base& tx, const std::string& table, const json::array& rows, bool add) {
-    if (rows.empty()) return;
-    write_chunked(tx, rows, [&](const std::string& j) { return counts_sql(tx, table, j, add); });
+void write_counts(pqxx::transaction_base& tx, const std::string& table, const json::array& rows) {
+    write_chunked(tx, rows, counts_sql(table, "$1"));
 }
 
 void write_checkpoint(pqxx::transaction_base& tx, const std::string& table, std::int64_t position) {
-    tx.exec(checkpoint_sql(tx, table, position));
+    tx.exec_params("INSERT INTO " + table + " (name, position) VALUES ($1, $2) "
+                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                   std::string(checkpoint_name), position);
 }
 
 std::string json_list(const std::vector<std::string>& ids) {

@@ -34,25 +34,27 @@ std::string state_query(pqxx::transaction_base& tx, const std::string& streams, 
            "  FROM events WHERE idempotency_key = ANY(" + tx.quote(keys) + "::text[])";
 }
 
-// One multi-row INSERT of the whole batch from parallel arrays (text, so it can share a round
-// trip with COMMIT when there is no observer).
+// One multi-row INSERT of the whole batch from parallel arrays, bound as text parameters $1..$13
+// (a CTE of the batch's one write statement).
 struct insert_arrays {
     std::string pos = "{", stream = "{", ver = "{", type = "{", data = "{", meta = "{", eff = "{", prev = "{",
                 hash = "{", key = "{", fp = "{", count = "{";
 };
 
-std::string insert_query(pqxx::transaction_base& tx, insert_arrays& a, const std::string& recorded_at) {
+constexpr const char* insert_cte =
+    "e_events AS (INSERT INTO events (position, stream, stream_version, type, data, metadata, effective_at,"
+    " recorded_at, prev_hash, hash, idempotency_key, idempotency_fingerprint, append_count)"
+    " SELECT p, s, v, t, d::jsonb, m::jsonb, e::timestamptz, $13::timestamptz, ph, h, k, f, c FROM unnest("
+    "$1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],"
+    " $10::text[], $11::text[], $12::integer[]) AS u(p, s, v, t, d, m, e, ph, h, k, f, c))";
+constexpr int insert_params = 13;
+
+std::vector<std::string> insert_values(insert_arrays& a, const std::string& recorded_at) {
     for (auto* s : {&a.pos, &a.stream, &a.ver, &a.type, &a.data, &a.meta, &a.eff, &a.prev, &a.hash, &a.key, &a.fp, &a.count})
         s->push_back('}');
-    return "INSERT INTO events (position, stream, stream_version, type, data, metadata, effective_at, recorded_at,"
-           " prev_hash, hash, idempotency_key, idempotency_fingerprint, append_count)"
-           " SELECT p, s, v, t, d::jsonb, m::jsonb, e::timestamptz, " + tx.quote(recorded_at) + "::timestamptz,"
-           " ph, h, k, f, c FROM unnest(" +
-           tx.quote(a.pos) + "::bigint[], " + tx.quote(a.stream) + "::text[], " + tx.quote(a.ver) + "::bigint[], " +
-           tx.quote(a.type) + "::text[], " + tx.quote(a.data) + "::text[], " + tx.quote(a.meta) + "::text[], " +
-           tx.quote(a.eff) + "::text[], " + tx.quote(a.prev) + "::text[], " + tx.quote(a.hash) + "::text[], " +
-           tx.quote(a.key) + "::text[], " + tx.quote(a.fp) + "::text[], " + tx.quote(a.count) + "::integer[])"
-           " AS u(p, s, v, t, d, m, e, ph, h, k, f, c)";
+    return {std::move(a.pos),  std::move(a.stream), std::move(a.ver), std::move(a.type), std::move(a.data),
+            std::move(a.meta), std::move(a.eff),    std::move(a.prev), std::move(a.hash), std::move(a.key),
+            std::move(a.fp),   std::move(a.count),  recorded_at};
 }
 
 constexpr const char* range_sql_prefix = "SELECT ";
@@ -424,27 +426,31 @@ void event_store::process(std::vector<pending>& batch) {
             for (const auto& row : tx.exec_prepared("mqledger_range", replay_db[i].first, replay_db[i].second))
                 r.events.push_back(detail::read_event(row));
         }
-        // The rows, the observer's statements and COMMIT: one round trip. An error in any of them
-        // stops the rest (COMMIT included) and comes back as an sql_error: nothing was written.
-        // Only a connection lost after this was sent leaves the outcome unknown.
-        std::string final_sql;
+        // The rows and the observer's projection rows: one statement with bound parameters (no
+        // literal to escape or lex, whatever the size). An error in it is answered before COMMIT
+        // is sent: nothing was written. Only a connection lost after COMMIT was sent leaves the
+        // outcome unknown.
         if (any_row) {
-            final_sql = insert_query(tx, a, recorded_text);
+            std::string sql = std::string("WITH ") + insert_cte;
+            auto params = insert_values(a, recorded_text);
             if (options_.observer) {
-                batch_view view{written, {}};
+                batch_view view{written, {}, insert_params + 1};
                 for (std::size_t i = 0; i < batch.size(); ++i)
                     if (slice[i].second > slice[i].first) view.projections.push_back(&batch[i].request.projection);
                 auto more = options_.observer(tx, view);
-                if (!more.empty()) final_sql += "; " + more;
+                for (auto& cte : more.ctes) sql += ", " + cte;
+                for (auto& p : more.params) params.push_back(std::move(p));
             }
-            final_sql += "; COMMIT";
-        } else {
-            final_sql = guarded_commit_sql;
+            sql += " SELECT 1";
+            if (options_.fault) options_.fault(fault_point::before_commit);
+            tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+        } else if (options_.fault) {
+            options_.fault(fault_point::before_commit);
         }
-        if (options_.fault) options_.fault(fault_point::before_commit);
         commit_sent = true;
         try {
-            tx.exec(final_sql);
+            // Guarded: COMMIT of a block that already failed would answer ROLLBACK without error.
+            tx.exec(guarded_commit_sql);
         } catch (const pqxx::sql_error&) {
             commit_sent = false;   // the server answered with an error: the block was rolled back
             throw;

@@ -4,10 +4,11 @@
 // writer takes everything pending and appends it in ONE transaction (one fsync): it takes the
 // transaction-scoped advisory lock, reads the head and the current versions of every stream in
 // the batch (one round trip), decides each request alone (a version conflict or idempotency
-// mismatch fails only that request), then sends the rows, the batch observer's projection
-// statements and COMMIT in a second round trip, and only then answers the callers. A database
-// error fails the whole batch with `unavailable` (nothing written; or, when the connection was
-// lost after COMMIT was sent, an unknown outcome) and the writer reconnects for the next batch.
+// mismatch fails only that request), then writes the rows and the batch observer's projection
+// rows in ONE statement with bound parameters, commits, and only then answers the callers. A
+// database error fails the whole batch with `unavailable` (nothing written; or, when the
+// connection was lost after COMMIT was sent, an unknown outcome) and the writer reconnects for
+// the next batch.
 // The queue is bounded (events and bytes): a full queue refuses a request (`overloaded`) or
 // makes it wait, as the request asks.
 #pragma once
@@ -132,16 +133,28 @@ struct batch_view {
     const std::vector<recorded_event>& events;
     /// The `projection` of each request the batch accepted, in queue (= position) order.
     std::vector<const std::any*> projections;
+    /// The first parameter number the observer's statements may use ($N).
+    int first_param = 1;
 };
 
-/// Called by the writer inside the batch transaction, after the batch's rows are prepared and
-/// before they are sent. It may run statements through `tx` (reads; they are part of the batch's
-/// transaction: a pqxx::nontransaction inside the writer's own BEGIN … COMMIT; do not call
-/// tx.commit()/abort() or open a subtransaction), and returns more SQL (`;`-separated, no
-/// parameters) that the writer sends in ONE round trip with the batch's INSERT and the COMMIT.
-/// If it throws, or its SQL fails, the whole batch fails with `unavailable` and nothing is
-/// written. Runs on the writer thread; never call the store from it.
-using batch_observer = std::function<std::string(pqxx::transaction_base& tx, const batch_view& batch)>;
+/// What the observer adds to the batch's write: common table expressions (`name AS (INSERT …)`,
+/// data-modifying, names starting with `p_`), which the writer joins with its own INSERT of the
+/// events into ONE statement, and the text parameters they use, numbered from
+/// `batch_view::first_param`. One statement, bound parameters: no literal is escaped or lexed,
+/// whatever the batch's size. Every part sees the snapshot from before the statement, so two
+/// parts must not touch the same row.
+struct batch_writes {
+    std::vector<std::string> ctes;
+    std::vector<std::string> params;
+};
+
+/// Called by the writer inside the batch transaction before the batch's rows are sent. It may run
+/// statements through `tx` (reads; they are part of the batch's transaction: a
+/// pqxx::nontransaction inside the writer's own BEGIN … COMMIT; do not call tx.commit()/abort()
+/// or open a subtransaction), and returns the projection writes that go with the events. If it
+/// throws, or its writes fail, the whole batch fails with `unavailable` and nothing is written.
+/// Runs on the writer thread; never call the store from it.
+using batch_observer = std::function<batch_writes(pqxx::transaction_base& tx, const batch_view& batch)>;
 
 /// Where the writer is in a batch, for fault injection (tests): the hook may throw (a
 /// pqxx::broken_connection, a pqxx::sql_error …) or sleep.

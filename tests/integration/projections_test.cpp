@@ -425,9 +425,9 @@ TEST_CASE("projections: throughput of appends with the projector", "[projections
         db.app_url(),
         [&](pqxx::transaction_base& tx, const store::batch_view& batch) {
             const auto start = std::chrono::steady_clock::now();
-            auto sql = projector.statements(tx, batch.events, batch.projections);
+            auto w = projector.writes(tx, batch.events, batch.projections, batch.first_param);
             in_projector += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            return sql;
+            return w;
         },
         n);
     WARN(3 * n << " events: store alone " << (3 * n) / bare << " events/s; with projections " << (3 * n) / with

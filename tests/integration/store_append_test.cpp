@@ -58,12 +58,12 @@ struct writer_gate {
     batch_observer observer() {
         return [this](pqxx::transaction_base&, const batch_view&) {
             std::unique_lock lock(m);
-            if (!armed) return std::string();
+            if (!armed) return batch_writes{};
             armed = false;
             inside = true;
             cv.notify_all();
             cv.wait(lock, [this] { return open; });
-            return std::string();
+            return batch_writes{};
         };
     }
     void arm() { std::lock_guard lock(m); armed = true; open = false; inside = false; }
@@ -165,7 +165,7 @@ TEST_CASE("append: 8 threads append 10000 events through group commit, all prese
     opts.observer = [&](pqxx::transaction_base&, const batch_view& batch) {
         std::lock_guard lock(seen_mutex);
         for (const auto& e : batch.events) observed.push_back(e.position);
-        return std::string();
+        return batch_writes{};
     };
     event_store store(db.app_url(), clk, opts);
     constexpr int threads = 8, per_thread = 1250;
@@ -337,7 +337,7 @@ TEST_CASE("append: a throwing batch observer fails the batch with unavailable an
         // It runs inside the batch's transaction, before the batch's rows are sent with its SQL.
         visible = tx.exec("SELECT count(*) FROM events")[0][0].as<std::int64_t>();
         if (fail) throw std::runtime_error("projection refused");
-        return std::string();
+        return batch_writes{};
     };
     event_store store(db.app_url(), clk, opts);
     const auto r = store.append(one("instance-o", 0));
@@ -351,26 +351,33 @@ TEST_CASE("append: a throwing batch observer fails the batch with unavailable an
     CHECK(ok.events[0].position == 1);
 }
 
-TEST_CASE("append: the observer's SQL runs after the batch's rows, in its transaction; if it fails nothing is written", "[store]") {
+TEST_CASE("append: the observer's writes go into the batch's one statement; if they fail nothing is written", "[store]") {
     scratch_db db;
     manual_clock clk(t0);
     std::atomic<bool> fail{false};
     store_options opts;
-    opts.observer = [&](pqxx::transaction_base&, const batch_view&) -> std::string {
-        // Divides by the number of events the transaction sees: fails unless the rows are there;
-        // `fail` makes it divide by zero anyway.
-        return fail ? "SELECT 1 / 0" : "SELECT 1 / (SELECT count(*) FROM events)::int";
+    opts.observer = [&](pqxx::transaction_base&, const batch_view& batch) {
+        // A data-modifying part with a bound parameter: 1 / 0 fails the whole statement.
+        batch_writes w;
+        w.ctes.push_back("p_probe AS (INSERT INTO projection_checkpoint (name, position) VALUES ('probe', 1 / $" +
+                         std::to_string(batch.first_param) + "::int) ON CONFLICT (name) DO UPDATE SET position = "
+                         "projection_checkpoint.position + 1)");
+        w.params.push_back(fail ? "0" : "1");
+        return w;
     };
     event_store store(db.app_url(), clk, opts);
     REQUIRE(store.append(one("instance-v", 0)).ok());
+    CHECK(db.admin_scalar("SELECT position FROM projection_checkpoint WHERE name = 'probe'") == "1");
     fail = true;
     const auto r = store.append(one("instance-v", 1));
     CHECK(r.code == append_code::unavailable);
     CHECK(r.message.find("nothing written") != std::string::npos);
     CHECK(count_rows(db) == 1);
+    CHECK(db.admin_scalar("SELECT position FROM projection_checkpoint WHERE name = 'probe'") == "1");
     fail = false;
     REQUIRE(store.append(one("instance-v", 1)).ok());
     CHECK(count_rows(db) == 2);
+    CHECK(db.admin_scalar("SELECT position FROM projection_checkpoint WHERE name = 'probe'") == "2");
 }
 
 TEST_CASE("append: an unreachable database answers unavailable, and refuses doubles as invalid", "[store]") {
@@ -422,7 +429,7 @@ TEST_CASE("append: an observer that swallows an SQL error cannot turn the rolled
         } catch (const pqxx::sql_error&) {
             // swallowed: the transaction block is now aborted
         }
-        return std::string();
+        return batch_writes{};
     };
     event_store store(db.app_url(), clk, opts);
     const auto r = store.append(one("instance-s", 0));
