@@ -5,6 +5,7 @@
 
 #include "ledger/codec.h"
 #include "projections/projector.h"
+#include "projections/queries.h"
 
 #include <boost/json.hpp>
 
@@ -26,15 +27,7 @@ constexpr std::size_t round_chunk = 2000;
 // Rows (account, due instance) one timer pass reads at most.
 constexpr std::size_t pass_rows = 200000;
 
-time_point from_micros(std::int64_t us) { return time_point(duration(us)); }
-std::string sql_time(time_point t) { return codec::format_time(t); }
-
-std::string json_list(const std::vector<std::string>& ids) {
-    json::array a;
-    a.reserve(ids.size());
-    for (const auto& id : ids) a.emplace_back(id);
-    return json::serialize(a);
-}
+std::string format_time(time_point t) { return codec::format_time(t); }
 
 } // namespace
 
@@ -66,15 +59,15 @@ public:
             }
         instance_state s;
         s.id = id;
+        pqxx::nontransaction tx(connection());
         if (due_by_) {
-            const auto r = exec("mq_load_instance_due", id, sql_time(*due_by_));
-            if (!r.empty()) {
-                s = projections::parse_instance_snapshot(r[0][0].c_str(), id);
-                remember_due(s.account_id, *due_by_, r[0][1]);
+            auto r = projections::load_instance_with_due(tx, id, *due_by_);
+            if (r.state) {
+                s = std::move(*r.state);
+                remember_due(s.account_id, *due_by_, std::move(r.due));
             }
-        } else {
-            const auto r = exec("mq_load_instance", id);
-            if (!r.empty()) s = projections::parse_instance_snapshot(r[0][0].c_str(), id);
+        } else if (auto r = projections::load_instance(tx, id)) {
+            s = std::move(*r);
         }
         if (cache_ != nullptr) cache_->put(s);
         return instances_.emplace(id, std::move(s)).first->second;
@@ -88,15 +81,15 @@ public:
                 return accounts_.emplace(id, std::move(c)).first->second;
             }
         std::optional<account_state> a;
+        pqxx::nontransaction tx(connection());
         if (due_by_) {
-            const auto r = exec("mq_load_account_due", id, sql_time(*due_by_));
-            if (!r.empty()) {
-                a = projections::parse_account_snapshot(r[0][0].c_str(), id);
-                remember_due(id, *due_by_, r[0][1]);
+            auto r = projections::load_account_with_due(tx, id, *due_by_);
+            if (r.state) {
+                a = std::move(r.state);
+                remember_due(id, *due_by_, std::move(r.due));
             }
         } else {
-            const auto r = exec("mq_load_account", id);
-            if (!r.empty()) a = projections::parse_account_snapshot(r[0][0].c_str(), id);
+            a = projections::load_account(tx, id);
         }
         if (cache_ != nullptr && a) cache_->put(id, *a);
         return accounts_.emplace(id, std::move(a)).first->second;
@@ -104,21 +97,21 @@ public:
 
     std::vector<std::string> due_instances(const std::string& account_id, time_point up_to) const override {
         if (const auto it = due_.find(account_id); it != due_.end() && it->second.first == up_to) return it->second.second;
-        const auto r = exec("mq_account_due", account_id, sql_time(up_to));
-        remember_due(account_id, up_to, r[0][0]);
-        return due_.at(account_id).second;
+        pqxx::nontransaction tx(connection());
+        auto ids = projections::due_instances(tx, account_id, up_to);
+        due_.insert_or_assign(account_id, std::make_pair(up_to, ids));
+        return ids;
     }
 
     std::vector<std::string> notice_targets(const std::string& account_id, account_notice kind) const override {
         std::vector<std::string> ids;
-        for (const auto& row : exec("mq_notice_targets", account_id, std::string(to_string(kind)))) {
-            std::string id = row[0].c_str();
-            if (!instances_.count(id)) {
-                auto s = projections::parse_instance_snapshot(row[1].c_str(), id);
-                if (cache_ != nullptr) cache_->put(s);
-                instances_.emplace(id, std::move(s));
-            }
-            ids.push_back(std::move(id));
+        pqxx::nontransaction tx(connection());
+        for (auto& s : projections::notice_targets(tx, account_id, kind)) {
+            ids.push_back(s.id);
+            if (instances_.count(s.id)) continue;
+            if (cache_ != nullptr) cache_->put(s);
+            auto id = s.id;
+            instances_.emplace(std::move(id), std::move(s));
         }
         return ids;
     }
@@ -134,21 +127,14 @@ public:
     }
 
 private:
-    // A text[] of instance ids (the prefetching loads, the due query).
-    void remember_due(const std::string& account_id, time_point up_to, const pqxx::field& ids) const {
+    void remember_due(const std::string& account_id, time_point up_to, std::vector<std::string> ids) const {
         if (const auto it = due_.find(account_id); it != due_.end() && it->second.first == up_to) return;
-        std::vector<std::string> out;
-        auto parser = ids.as_array();
-        for (auto [kind, text] = parser.get_next(); kind != pqxx::array_parser::done; std::tie(kind, text) = parser.get_next())
-            if (kind == pqxx::array_parser::string_value) out.push_back(std::move(text));
-        due_.insert_or_assign(account_id, std::make_pair(up_to, std::move(out)));
+        due_.insert_or_assign(account_id, std::make_pair(up_to, std::move(ids)));
     }
 
-    template <typename... Args>
-    pqxx::result exec(const char* statement, Args&&... args) const {
+    pqxx::connection& connection() const {
         if (conn_ == nullptr) throw std::logic_error("db_view: a load after its connection went back to the pool");
-        pqxx::nontransaction tx(*conn_);
-        return tx.exec_prepared(statement, std::forward<Args>(args)...);
+        return *conn_;
     }
 
     pqxx::connection* conn_;
@@ -217,7 +203,7 @@ command_outcome internal(std::string message) {
 void log_stuck(const unit_outcome& o) {
     for (const auto& s : o.stuck)
         log_line(log_level::warn, "a due timer decides nothing; left for later",
-                 {{"instance", s.instance_id}, {"timer", to_string(s.kind)}, {"due_at", sql_time(s.due_at)},
+                 {{"instance", s.instance_id}, {"timer", to_string(s.kind)}, {"due_at", format_time(s.due_at)},
                   {"reason", s.reason}});
 }
 
@@ -226,19 +212,17 @@ void log_stuck(const unit_outcome& o) {
 std::optional<command_outcome> replay(pqxx::connection& c, const request_meta& meta, bool account_target,
                                       const std::string& id) {
     pqxx::nontransaction tx(c);
-    const auto r = tx.exec_prepared("mq_idempotency", *meta.idempotency_key);
-    if (r.empty()) return std::nullopt;
+    const auto first = store::find_keyed_append(tx, *meta.idempotency_key);
+    if (!first) return std::nullopt;
     command_outcome o;
-    if (r[0][1].c_str() != meta.fingerprint) {
+    if (first->fingerprint != meta.fingerprint) {
         o.kind = outcome_kind::idempotency_mismatch;
         o.message = "idempotency key " + *meta.idempotency_key + " was used for a different request";
         return o;
     }
-    const auto first = r[0][0].as<std::int64_t>();
-    const auto count = r[0][2].as<std::int64_t>();
     const auto stream = account_target ? account_stream(id) : instance_stream(id);
     std::int64_t up_to = 0;
-    for (const auto& e : store::read_all(tx, first - 1, count))
+    for (const auto& e : store::read_all(tx, first->first_position - 1, first->count))
         if (e.stream == stream) up_to = std::max(up_to, e.stream_version);
     projections::projection_set set;
     for (const auto& e : store::read_stream(tx, stream))
@@ -266,49 +250,7 @@ engine::engine(db_pool& reads, store::event_store& store, const policy_registry&
                engine_hooks hooks, std::size_t cache_entries)
     : reads_(reads), store_(store), policies_(policies), clock_(clk), hooks_(std::move(hooks)), cache_(cache_entries) {}
 
-void engine::prepare(pqxx::connection& c) {
-    c.prepare("mq_load_instance", "SELECT snapshot FROM instance_state WHERE instance_id = $1");
-    c.prepare("mq_load_account", "SELECT snapshot FROM accounts WHERE account_id = $1");
-    // An account's instances with a timer due by $2 (through instance_state's account index,
-    // then each instance's timers by the primary key).
-    const std::string due_of_account =
-        "SELECT DISTINCT t.instance_id FROM instance_state d JOIN timers t USING (instance_id) "
-        "WHERE d.account_id = %1 AND t.due_at <= $2::timestamptz";
-    const auto due = [&](const std::string& account) {
-        auto q = due_of_account;
-        q.replace(q.find("%1"), 2, account);
-        return q;
-    };
-    // With the state, its account's due instances; when no timer at all is due by $2 (the usual
-    // case: the timer service keeps up), one probe of timers' due_at index says so and the
-    // account's instances are not looked at (an empty array).
-    const auto due_array = [&](const std::string& account) {
-        return "CASE WHEN (SELECT min(due_at) FROM timers) <= $2::timestamptz THEN ARRAY(" + due(account) +
-               ") ELSE '{}'::text[] END";
-    };
-    c.prepare("mq_load_instance_due",
-              "SELECT s.snapshot, " + due_array("s.account_id") + " FROM instance_state s WHERE s.instance_id = $1");
-    c.prepare("mq_load_account_due",
-              "SELECT a.snapshot, " + due_array("a.account_id") + " FROM accounts a WHERE a.account_id = $1");
-    c.prepare("mq_account_due", "SELECT " + due_array("$1"));
-    c.prepare("mq_notice_targets",
-              "SELECT instance_id, snapshot FROM instance_state WHERE account_id = $1 AND account_notice = $2");
-    // A timer round's bulk loads, by primary key.
-    c.prepare("mq_load_instances",
-              "SELECT instance_id, snapshot FROM instance_state "
-              "WHERE instance_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))");
-    c.prepare("mq_load_accounts",
-              "SELECT account_id, snapshot FROM accounts "
-              "WHERE account_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))");
-    c.prepare("mq_idempotency",
-              "SELECT position, idempotency_fingerprint, append_count FROM events WHERE idempotency_key = $1");
-    c.prepare("mq_earliest_due", "SELECT (extract(epoch FROM min(due_at)) * 1000000)::bigint FROM timers");
-    // One timer pass: every account with a timer due by $1, each with every instance that has a
-    // timer due by then (what the account's unit fires), ordered by account.
-    c.prepare("mq_due_pass",
-              "SELECT s.account_id, t.instance_id FROM timers t JOIN instance_state s USING (instance_id) "
-              "WHERE t.due_at <= $1::timestamptz GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $2");
-}
+void engine::prepare(pqxx::connection& c) { projections::prepare_reads(c); }
 
 instance_state engine::load_instance(const std::string& id) {
     return reads_.with([&](pqxx::connection& c) { return db_view(&c, nullptr).instance(id); });
@@ -497,11 +439,9 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
 }
 
 std::optional<time_point> engine::earliest_due() {
-    return reads_.with([&](pqxx::connection& c) -> std::optional<time_point> {
+    return reads_.with([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
-        const auto r = tx.exec_prepared("mq_earliest_due");
-        if (r[0][0].is_null()) return std::nullopt;
-        return from_micros(r[0][0].as<std::int64_t>());
+        return projections::earliest_due(tx);
     });
 }
 
@@ -520,12 +460,7 @@ std::size_t engine::fire_due(time_point up_to) {
         bool full = false;
         reads_.with([&](pqxx::connection& c) {
             pqxx::nontransaction tx(c);
-            const auto r = tx.exec_prepared("mq_due_pass", sql_time(up_to), static_cast<std::int64_t>(pass_rows + 1));
-            full = r.size() > pass_rows;
-            for (const auto& row : r) {
-                if (due.empty() || due.back().first != row[0].c_str()) due.emplace_back(row[0].c_str(), std::vector<std::string>{});
-                due.back().second.emplace_back(row[1].c_str());
-            }
+            due = projections::due_pass(tx, up_to, pass_rows, full);
         });
         if (full && due.size() > 1) due.pop_back();
         if (due.empty()) break;
@@ -564,13 +499,8 @@ std::size_t engine::fire_due(time_point up_to) {
                 }
                 {
                     pqxx::nontransaction tx(c);
-                    if (!missing.empty())
-                        for (const auto& row : tx.exec_prepared("mq_load_instances", json_list(missing)))
-                            loaded.emplace(row[0].c_str(), projections::parse_instance_snapshot(row[1].c_str(), row[0].c_str()));
-                    if (!missing_accounts.empty())
-                        for (const auto& row : tx.exec_prepared("mq_load_accounts", json_list(missing_accounts)))
-                            loaded_accounts.emplace(row[0].c_str(),
-                                                    projections::parse_account_snapshot(row[1].c_str(), row[0].c_str()));
+                    loaded.merge(projections::load_instances(tx, missing));
+                    loaded_accounts.merge(projections::load_accounts(tx, missing_accounts));
                 }
                 for (std::size_t k = first_new; k < first_new + accounts.size(); ++k) {
                     const auto& [account, account_ids] = due[i - accounts.size() + (k - first_new)];

@@ -10,9 +10,9 @@
 #include "ledger/codec.h"
 #include "ledger/store/digest.h"
 #include "ledger/store/hash_chain.h"
-#include "ledger/store/pg_text.h"
 #include "projections/as_of.h"
 #include "projections/projector.h"
+#include "projections/queries.h"
 
 #include <boost/json.hpp>
 
@@ -246,16 +246,15 @@ struct earlier_request {
 
 std::optional<earlier_request> earlier_use(db_pool& reads, const std::string& key) {
     return reads.with([&](pqxx::connection& c) -> std::optional<earlier_request> {
-        pqxx::nontransaction tx(c);
-        const auto rows = tx.exec_params(
-            "SELECT (SELECT (extract(epoch FROM e.effective_at) * 1000000)::bigint FROM events e "
-            "        WHERE e.position >= k.position AND e.position < k.position + k.append_count "
-            "          AND e.type = 'account.funds_added' ORDER BY e.position LIMIT 1) "
-            "FROM events k WHERE k.idempotency_key = $1",
-            key);
-        if (rows.empty()) return std::nullopt;
+        pqxx::read_transaction tx(c);
+        const auto first = store::find_keyed_append(tx, key);
+        if (!first) return std::nullopt;
         earlier_request out;
-        if (!rows[0][0].is_null()) out.paid_at = time_point(duration(rows[0][0].as<std::int64_t>()));
+        for (const auto& e : store::read_all(tx, first->first_position - 1, first->count))
+            if (e.type == "account.funds_added") {
+                out.paid_at = e.effective_at;
+                break;
+            }
         return out;
     });
 }
@@ -343,9 +342,9 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
         auto id = path_id(ctx, "account");
         read(s, std::move(done), [id](pqxx::connection& c) {
             pqxx::nontransaction tx(c);
-            const auto rows = tx.exec_prepared("mq_load_account", id);
-            if (rows.empty()) throw api_error(404, "not_found", "no such account");
-            return http::json_response(200, views::account(id, projections::parse_account_snapshot(rows[0][0].c_str(), id)));
+            const auto a = projections::load_account(tx, id);
+            if (!a) throw api_error(404, "not_found", "no such account");
+            return http::json_response(200, views::account(id, *a));
         });
     });
 
@@ -417,8 +416,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                 at = *as_of;
             } else {
                 pqxx::nontransaction tx(c);
-                const auto rows = tx.exec_prepared("mq_load_instance", id);
-                if (!rows.empty()) st = projections::parse_instance_snapshot(rows[0][0].c_str(), id);
+                if (auto loaded = projections::load_instance(tx, id)) st = std::move(*loaded);
             }
             if (!st.exists) throw api_error(404, "not_found", as_of ? "no such instance at that time" : "no such instance");
             return http::json_response(200, views::instance(st, projections::policy_of(st, s.eng.policies()), at));
@@ -439,23 +437,12 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
         const auto limit = query_int(ctx, "limit", 100, 1, 1000);
         read(s, std::move(done), [=](pqxx::connection& c) {
             pqxx::nontransaction tx(c);
-            const auto rows = tx.exec_params(
-                "SELECT instance_id, snapshot FROM instance_state "
-                "WHERE (($1 = '' AND state <> 'deleted') OR state = $1) AND ($2 = '' OR product = $2) AND ($3 = '' OR billing = $3) "
-                "AND ($4 = '' OR account_id = $4) AND instance_id > $5 ORDER BY instance_id LIMIT $6",
-                state_f, product_f, billing_f, account_f, cursor, limit + 1);
+            const auto page = projections::list_instances(tx, {state_f, product_f, billing_f, account_f}, cursor, limit);
             json::array out;
             const auto now = s.clk.now();
+            for (const auto& st : page.items) out.push_back(views::instance(st, projections::policy_of(st, s.eng.policies()), now));
             json::value next = nullptr;
-            for (std::size_t i = 0; i < rows.size(); ++i) {
-                const std::string id = rows[i][0].c_str();
-                if (static_cast<std::int64_t>(i) == limit) {
-                    next = json::value(out.back().as_object().at("instance_id"));
-                    break;
-                }
-                const auto st = projections::parse_instance_snapshot(rows[i][1].c_str(), id);
-                out.push_back(views::instance(st, projections::policy_of(st, s.eng.policies()), now));
-            }
+            if (page.more) next = json::value(page.items.back().id);
             return http::json_response(200, json::object{{"items", std::move(out)}, {"next_cursor", std::move(next)}});
         });
     });
@@ -470,20 +457,16 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                     read(s, std::move(done), [id, after, limit](pqxx::connection& c) {
                         pqxx::read_transaction tx(c);
                         const auto stream = instance_stream(id);
-                        const auto rows = tx.exec_params(std::string("SELECT ") + store::detail::event_columns +
-                                                             " FROM events WHERE stream = $1 AND stream_version > $2 "
-                                                             "ORDER BY stream_version LIMIT $3",
-                                                         stream, after, limit + 1);
-                        if (rows.empty() && after == 0) throw api_error(404, "not_found", "no such instance");
+                        const auto evs = store::read_stream_page(tx, stream, after, limit + 1);
+                        if (evs.empty() && after == 0) throw api_error(404, "not_found", "no such instance");
                         json::array out;
                         json::value next = nullptr;
-                        for (std::size_t i = 0; i < rows.size(); ++i) {
-                            const auto e = store::detail::read_event(rows[i]);
+                        for (std::size_t i = 0; i < evs.size(); ++i) {
                             if (static_cast<std::int64_t>(i) == limit) {
                                 next = out.back().as_object().at("stream_version");
                                 break;
                             }
-                            out.push_back(views::event(e));
+                            out.push_back(views::event(evs[i]));
                         }
                         return http::json_response(200, json::object{{"items", std::move(out)}, {"next_after", std::move(next)}});
                     });
@@ -510,17 +493,12 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
         const auto limit = query_int(ctx, "limit", 1000, 1, 10000);
         read(s, std::move(done), [before, limit](pqxx::connection& c) {
             pqxx::nontransaction tx(c);
-            const auto rows = tx.exec_params(
-                "SELECT instance_id, state, (extract(epoch FROM release_at) * 1000000)::bigint, cause "
-                "FROM pending_releases WHERE ($1 = '' OR release_at <= $1::timestamptz) "
-                "ORDER BY release_at, instance_id LIMIT $2",
-                before ? codec::format_time(*before) : std::string(), limit);
             json::array out;
-            for (const auto& row : rows)
-                out.push_back(json::object{{"instance_id", row[0].c_str()},
-                                           {"state", row[1].c_str()},
-                                           {"release_at", codec::format_time(time_point(duration(row[2].as<std::int64_t>())))},
-                                           {"cause", row[3].c_str()}});
+            for (const auto& p : projections::pending_releases(tx, before, limit))
+                out.push_back(json::object{{"instance_id", p.instance_id},
+                                           {"state", p.state},
+                                           {"release_at", codec::format_time(p.release_at)},
+                                           {"cause", p.cause}});
             return http::json_response(200, items(std::move(out)));
         });
     });

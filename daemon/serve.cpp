@@ -20,6 +20,7 @@
 #include "ledger/store/event_store.h"
 #include "ledger/store/migrate.h"
 #include "projections/projector.h"
+#include "projections/queries.h"
 #include "projections/rebuild.h"
 
 #include <boost/asio/io_context.hpp>
@@ -174,22 +175,14 @@ int run_serve(const config& cfg) {
         try {
             reads.with([&](pqxx::connection& c) {
                 pqxx::nontransaction tx(c);
+                const auto figures = projections::read_figures(tx, now_source.now());
                 metrics::projection_figures f;
-                for (const auto& row : tx.exec("SELECT product, billing, state, count FROM instance_counts"))
-                    f.instances.push_back({row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<std::int64_t>()});
-                const auto now = codec::format_time(now_source.now());
-                const auto r = tx.exec_params(
-                    "SELECT (SELECT count(*) FROM timers), "
-                    "(SELECT count(*) FROM pending_releases WHERE release_at <= $1::timestamptz + interval '24 hours'), "
-                    "(SELECT count(*) FROM pending_releases WHERE release_at <= $1::timestamptz + interval '7 days'), "
-                    "(SELECT count(*) FROM accounts WHERE owed > 0), "
-                    "(SELECT coalesce(max(position), 0) FROM events)",
-                    now);
-                f.timers_pending = r[0][0].as<std::int64_t>();
-                f.releases_next_24h = r[0][1].as<std::int64_t>();
-                f.releases_next_7d = r[0][2].as<std::int64_t>();
-                f.accounts_overdue = r[0][3].as<std::int64_t>();
-                f.head_position = r[0][4].as<std::int64_t>();
+                for (const auto& [product, billing, state, n] : figures.instances) f.instances.push_back({product, billing, state, n});
+                f.timers_pending = figures.timers_pending;
+                f.releases_next_24h = figures.releases_next_24h;
+                f.releases_next_7d = figures.releases_next_7d;
+                f.accounts_overdue = figures.accounts_overdue;
+                f.head_position = figures.head_position;
                 m.set_projection_figures(f);
             });
         } catch (const std::exception& e) {

@@ -532,6 +532,24 @@ void for_each_page(pqxx::connection& c, std::int64_t after_position, std::int64_
     }
 }
 
+std::vector<recorded_event> read_stream_page(pqxx::transaction_base& tx, const std::string& stream,
+                                             std::int64_t after_version, std::int64_t limit) {
+    std::vector<recorded_event> out;
+    const auto r = tx.exec_params(std::string("SELECT ") + detail::event_columns +
+                                      " FROM events WHERE stream = $1 AND stream_version > $2 ORDER BY stream_version LIMIT $3",
+                                  stream, after_version, limit);
+    out.reserve(r.size());
+    for (const auto& row : r) out.push_back(detail::read_event(row));
+    return out;
+}
+
+std::optional<keyed_append> find_keyed_append(pqxx::transaction_base& tx, const std::string& key) {
+    const auto r = tx.exec_params(
+        "SELECT position, idempotency_fingerprint, append_count FROM events WHERE idempotency_key = $1", key);
+    if (r.empty()) return std::nullopt;
+    return keyed_append{r[0][0].as<std::int64_t>(), r[0][1].as<std::string>(), r[0][2].as<std::int64_t>()};
+}
+
 head_info head(pqxx::transaction_base& tx) {
     const auto r = tx.exec("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1");
     if (r.empty()) return {0, std::string(genesis_hash)};

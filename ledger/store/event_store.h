@@ -265,6 +265,21 @@ void for_each_page(pqxx::connection& c, std::int64_t after_position, std::int64_
 /// The last position and hash. Throws pqxx exceptions.
 [[nodiscard]] head_info head(pqxx::transaction_base& tx);
 
+/// Up to `limit` events of `stream` with stream_version > `after_version`, in version order (a
+/// page of one stream). Throws pqxx exceptions.
+[[nodiscard]] std::vector<recorded_event> read_stream_page(pqxx::transaction_base& tx, const std::string& stream,
+                                                           std::int64_t after_version, std::int64_t limit);
+
+/// The append that used idempotency key `key`: its first position, the fingerprint it was
+/// stored with and how many events it wrote; nothing when the key is unused. Throws pqxx
+/// exceptions.
+struct keyed_append {
+    std::int64_t first_position = 0;
+    std::string fingerprint;
+    std::int64_t count = 0;
+};
+[[nodiscard]] std::optional<keyed_append> find_keyed_append(pqxx::transaction_base& tx, const std::string& key);
+
 /// Convenience forms that open their own short connection and turn every database failure into
 /// store_unavailable. Thread-safe.
 [[nodiscard]] std::vector<recorded_event> read_stream(const std::string& conninfo, const std::string& stream,
