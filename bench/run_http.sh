@@ -131,6 +131,10 @@ if [[ "$mode" == settlement || "$mode" == both ]]; then
     "$bench" --url "http://127.0.0.1:$port" --connections "$connections" --threads "$threads" \
         --settlement "$settlement_n" "${extra[@]}" || status=1
     context
+    # The daemon's memory after the settlement: its state cache is as full as the run made it.
+    cache_entries="$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "mqledger_state_cache_entries" {print $2}')"
+    echo "daemon memory after the settlement: $(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$daemon_pid/status") MB RSS," \
+         "peak $(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$daemon_pid/status") MB; state cache entries ${cache_entries:-?}"
     cleanup
 fi
 exit "$status"

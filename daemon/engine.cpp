@@ -9,7 +9,10 @@
 
 #include <boost/json.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <deque>
 #include <future>
 #include <map>
 #include <set>
@@ -26,6 +29,9 @@ constexpr int max_attempts = 8;
 constexpr std::size_t round_chunk = 2000;
 // Rows (account, due instance) one timer pass reads at most.
 constexpr std::size_t pass_rows = 200000;
+// Instances of a pass decided and queued but not yet answered, at most (then the oldest units are
+// awaited first): about two of the writer's batches.
+constexpr std::size_t pass_window = 16000;
 
 std::string format_time(time_point t) { return codec::format_time(t); }
 
@@ -460,7 +466,9 @@ std::size_t engine::fire_due(time_point up_to) {
         bool full = false;
         reads_.with([&](pqxx::connection& c) {
             pqxx::nontransaction tx(c);
-            due = projections::due_pass(tx, up_to, pass_rows, full);
+            // One probe of the due_at index first: usually nothing is due.
+            if (const auto earliest = projections::earliest_due(tx); earliest && *earliest <= up_to)
+                due = projections::due_pass(tx, up_to, pass_rows, full);
         });
         if (full && due.size() > 1) due.pop_back();
         if (due.empty()) break;
@@ -474,9 +482,63 @@ std::size_t engine::fire_due(time_point up_to) {
             unit_outcome outcome;
             std::future<store::append_result> result;
             stopwatch sw;
+            std::size_t instances = 0;
         };
-        std::vector<pending_unit> units;
-        units.reserve(due.size());
+        std::deque<pending_unit> units;   // queued and not yet settled, oldest first
+        std::size_t in_flight = 0;        // instances of the units queued and not yet settled
+        bool progressed = false;
+        const auto refused = [&](const pending_unit& pu) {
+            log_line(log_level::error, "timers not fired",
+                     {{"account", pu.command.account_id}, {"error", pu.outcome.refused->message}});
+            ++failed;
+        };
+        // Waits for one unit's append (deciding it again after a conflict), reports it, and
+        // frees what it held.
+        const auto settle = [&](pending_unit& pu) {
+            in_flight -= pu.instances;
+            log_stuck(pu.outcome);
+            if (!pu.outcome.ok()) {
+                refused(pu);
+                return;
+            }
+            if (pu.outcome.events.empty()) return;
+            auto res = pu.result.get();
+            for (int attempt = 1; res.code == store::append_code::version_conflict && attempt < max_attempts; ++attempt) {
+                // A command got there first: decide this account's unit again from the database.
+                forget(pu.outcome);
+                std::optional<store::append_request> req;
+                pu.outcome = reads_.with([&](pqxx::connection& c) {
+                    db_view view(&c, nullptr);
+                    auto o = decide_unit(view, pu.command, now, policies);
+                    if (o.ok() && !o.events.empty()) {
+                        req = append_of(o, pu.command, now, timer_meta, policies.version());
+                        req->projection = projections::rows_of(
+                            o, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); }, policies_);
+                        req->wait_when_full = true;
+                    }
+                    return o;
+                });
+                if (!req) break;
+                pu.sw = stopwatch{};
+                res = store_.append(std::move(*req));
+            }
+            if (!pu.outcome.ok()) {
+                refused(pu);
+                return;
+            }
+            if (pu.outcome.events.empty()) return;
+            if (!res.ok()) {
+                forget(pu.outcome);
+                if (res.code == store::append_code::unavailable) throw store::store_unavailable(res.message);
+                log_line(log_level::error, "timers not fired", {{"account", pu.command.account_id}, {"error", res.message}});
+                ++failed;
+                return;
+            }
+            remember(pu.outcome);
+            report(pu.outcome, res.events, pu.sw.seconds(), now);
+            total += pu.outcome.fired.size();
+            progressed = progressed || !pu.outcome.fired.empty();
+        };
         for (std::size_t i = 0; i < due.size();) {
             std::vector<std::string> accounts, ids;
             for (; i < due.size() && (accounts.empty() || ids.size() + due[i].second.size() <= round_chunk); ++i) {
@@ -510,7 +572,8 @@ std::size_t engine::fire_due(time_point up_to) {
                     if (auto it = loaded_accounts.find(account); it != loaded_accounts.end()) view.seed(account, it->second);
                     view.seed_due(account, up_to, account_ids);
                     const fire_timers command{account, up_to};
-                    units.push_back({command, decide_unit(view, command, now, policies), {}, {}});
+                    units.push_back({command, decide_unit(view, command, now, policies), {}, {}, account_ids.size()});
+                    in_flight += account_ids.size();
                     auto& pu = units.back();
                     if (pu.outcome.ok() && !pu.outcome.events.empty()) {
                         auto req = append_of(pu.outcome, command, now, timer_meta, policies.version());
@@ -531,62 +594,22 @@ std::size_t engine::fire_due(time_point up_to) {
                 pu.sw = stopwatch{};
                 pu.result = store_.append_async(std::move(requests[k - first_new]));
             }
+            // A bounded window: memory stays a few chunks' worth however large the pass.
+            while (in_flight > pass_window && !units.empty()) {
+                settle(units.front());
+                units.pop_front();
+            }
         }
-        const auto refused = [&](const pending_unit& pu) {
-            log_line(log_level::error, "timers not fired",
-                     {{"account", pu.command.account_id}, {"error", pu.outcome.refused->message}});
-            ++failed;
-        };
-        for (auto& pu : units) {
-            log_stuck(pu.outcome);
-            if (!pu.outcome.ok()) {
-                refused(pu);
-                continue;
-            }
-            if (pu.outcome.events.empty()) continue;
-            auto res = pu.result.get();
-            for (int attempt = 1; res.code == store::append_code::version_conflict && attempt < max_attempts; ++attempt) {
-                // A command got there first: decide this account's unit again from the database.
-                forget(pu.outcome);
-                std::optional<store::append_request> req;
-                pu.outcome = reads_.with([&](pqxx::connection& c) {
-                    db_view view(&c, nullptr);
-                    auto o = decide_unit(view, pu.command, now, policies);
-                    if (o.ok() && !o.events.empty()) {
-                        req = append_of(o, pu.command, now, timer_meta, policies.version());
-                        req->projection = projections::rows_of(
-                            o, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); }, policies_);
-                        req->wait_when_full = true;
-                    }
-                    return o;
-                });
-                if (!req) break;
-                pu.sw = stopwatch{};
-                res = store_.append(std::move(*req));
-            }
-            if (!pu.outcome.ok()) {
-                refused(pu);
-                continue;
-            }
-            if (pu.outcome.events.empty()) continue;
-            if (!res.ok()) {
-                forget(pu.outcome);
-                if (res.code == store::append_code::unavailable) throw store::store_unavailable(res.message);
-                log_line(log_level::error, "timers not fired", {{"account", pu.command.account_id}, {"error", res.message}});
-                ++failed;
-                continue;
-            }
-            remember(pu.outcome);
-            report(pu.outcome, res.events, pu.sw.seconds(), now);
-            total += pu.outcome.fired.size();
-        }
+        for (; !units.empty(); units.pop_front()) settle(units.front());
+
         // Again while passes make progress: the rest of a full page, or what came due meanwhile
         // (a command's deadline already past). A pass that fired nothing (every timer left
         // stuck, or failed) ends it: the timer service calls again.
-        bool progressed = false;
-        for (const auto& pu : units) progressed = progressed || !pu.outcome.fired.empty();
         if (failed > 0 || !progressed) break;
     }
+    // A large pass freed hundreds of megabytes of batches (their rows and parameters): give the
+    // pages back to the system instead of keeping the peak (glibc keeps freed heap otherwise).
+    if (total >= 1000) ::malloc_trim(0);
     // Never report "everything due has fired" when something did not.
     if (failed > 0)
         throw store::store_unavailable(std::to_string(failed) + " timer appends failed; they are retried");

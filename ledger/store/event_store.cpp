@@ -460,8 +460,8 @@ void event_store::process(std::vector<pending>& batch) {
 
         for (std::size_t i = 0; i < batch.size(); ++i) {
             if (slice[i].second > slice[i].first) {
-                results[i].events.assign(written.begin() + static_cast<std::ptrdiff_t>(slice[i].first),
-                                         written.begin() + static_cast<std::ptrdiff_t>(slice[i].second));
+                results[i].events.assign(std::make_move_iterator(written.begin() + static_cast<std::ptrdiff_t>(slice[i].first)),
+                                         std::make_move_iterator(written.begin() + static_cast<std::ptrdiff_t>(slice[i].second)));
             }
         }
         for (std::size_t i = 0; i < batch.size(); ++i) {
