@@ -551,13 +551,22 @@ std::size_t engine::fire_due(time_point up_to) {
                 std::map<std::string, instance_state> loaded;
                 std::map<std::string, account_state> loaded_accounts;
                 std::vector<std::string> missing, missing_accounts;
+                std::set<std::string> cached;   // ids answered by the cache
                 for (const auto& id : ids) {
-                    if (auto st = cache_.instance(id)) loaded.emplace(id, std::move(*st));
-                    else missing.push_back(id);
+                    if (auto st = cache_.instance(id)) {
+                        loaded.emplace(id, std::move(*st));
+                        cached.insert(id);
+                    } else {
+                        missing.push_back(id);
+                    }
                 }
                 for (const auto& id : accounts) {
-                    if (auto a = cache_.account(id)) loaded_accounts.emplace(id, std::move(*a));
-                    else missing_accounts.push_back(id);
+                    if (auto a = cache_.account(id)) {
+                        loaded_accounts.emplace(id, std::move(*a));
+                        cached.insert(id);
+                    } else {
+                        missing_accounts.push_back(id);
+                    }
                 }
                 {
                     pqxx::nontransaction tx(c);
@@ -572,13 +581,29 @@ std::size_t engine::fire_due(time_point up_to) {
                     if (auto it = loaded_accounts.find(account); it != loaded_accounts.end()) view.seed(account, it->second);
                     view.seed_due(account, up_to, account_ids);
                     const fire_timers command{account, up_to};
-                    units.push_back({command, decide_unit(view, command, now, policies), {}, {}, account_ids.size()});
+                    auto outcome = decide_unit(view, command, now, policies);
+                    // Nothing to write, or refused, from cached states: no append would check
+                    // them, and a stale entry would leave its timer due forever. Decide again
+                    // from the database.
+                    const bool from_cache = cached.count(account) != 0 ||
+                                            std::any_of(account_ids.begin(), account_ids.end(),
+                                                        [&](const std::string& iid) { return cached.count(iid) != 0; });
+                    std::optional<db_view> fresh;
+                    if (from_cache && (!outcome.ok() || outcome.events.empty())) {
+                        cache_.forget(account_stream(account));
+                        for (const auto& iid : account_ids) cache_.forget(instance_stream(iid));
+                        fresh.emplace(&c, nullptr);
+                        outcome = decide_unit(*fresh, command, now, policies);
+                    }
+                    const db_view& decided_from = fresh ? *fresh : view;
+                    units.push_back({command, std::move(outcome), {}, {}, account_ids.size()});
                     in_flight += account_ids.size();
                     auto& pu = units.back();
                     if (pu.outcome.ok() && !pu.outcome.events.empty()) {
                         auto req = append_of(pu.outcome, command, now, timer_meta, policies.version());
                         req.projection = projections::rows_of(
-                            pu.outcome, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); },
+                            pu.outcome,
+                            [&](const std::string& iid) -> const instance_state& { return decided_from.loaded(iid); },
                             policies_);
                         req.wait_when_full = true;   // what is due must not be dropped: wait for room
                         requests.push_back(std::move(req));
@@ -586,6 +611,7 @@ std::size_t engine::fire_due(time_point up_to) {
                         requests.emplace_back();
                     }
                     view.release();
+                    if (fresh) fresh->release();
                 }
             });
             for (std::size_t k = first_new; k < units.size(); ++k) {

@@ -275,8 +275,8 @@ void event_store::process(std::vector<pending>& batch) {
         // READ COMMITTED explicitly: the state read must take its snapshot after the lock is
         // granted, whatever default_transaction_isolation the server or role sets.
         // The transaction block is driven by hand (BEGIN … COMMIT through a nontransaction) to
-        // fold statements into two round trips: BEGIN + lock + state read, then the INSERT, the
-        // observer's projection statements and COMMIT. Round trips and the commit's
+        // fold statements into three round trips: BEGIN + lock + state read; the events and the
+        // observer's projection rows in one statement; COMMIT. Round trips and the commit's
         // fsync bound a batch's latency, and with closed-loop callers throughput = callers /
         // latency. Any error drops the connection, which rolls back.
         pqxx::nontransaction tx(*conn_);

@@ -200,3 +200,34 @@ TEST_CASE("write path: a full writer queue answers 503 overloaded with Retry-Aft
     INFO(verify.out << verify.err);
     CHECK(verify.exit_code == 0);
 }
+
+TEST_CASE("write path: a timer due on an instance another daemon changed fires from the real state, not the "
+          "stale cached one (RULES.md: every time-driven event fires once, effective at its deadline)",
+          "[e2e][cache]") {
+    ledger_db l;
+    const auto pa = free_port();
+    daemon_process a(serve_args(pa, l.db.url()), pa);
+    const auto pb = free_port();
+    daemon_process b(serve_args(pb, l.db.url()), pb);
+    const auto ca = a.client();
+    const auto cb = b.client();
+    ok(ca.post("/v1/accounts", json::object{{"account_id", "acc"}, {"currency", "CNY"}}), 201);
+    ok(ca.post("/v1/accounts/acc/funds", json::object{{"amount", 1000000}, {"reference", "seed"}}));
+    // A caches k-9 not deployed (nothing billed, no settlement due); B deploys it, so the hourly
+    // settlement comes due in the timers table while A's cached state knows nothing of it.
+    ok(ca.post("/v1/instances", kafka_payg("k-9", "acc")), 201);
+    ok(cb.post("/v1/instances/k-9/actions/deploy", json::object{}));
+    const auto due = cb.get("/v1/instances/k-9").json.at("deadlines").at("next_settlement_at").as_string();
+    // A's clock passes the deadline: A's timer pass must fire it.
+    ok(ca.post("/v1/clock", json::object{{"advance_seconds", 3 * 3600}}));
+    const auto events = ca.get("/v1/instances/k-9/events").json.at("items").as_array();
+    bool settled = false;
+    for (const auto& e : events)
+        if (e.at("type") == "instance.settled") settled = true;
+    INFO("settlement due at " << due);
+    CHECK(settled);
+    CHECK(ca.get("/v1/instances/k-9").json.at("deadlines").at("next_settlement_at").as_string() != due);
+    const auto verify = run_mqledger({"verify", "--database-url", l.db.url()});
+    INFO(verify.out << verify.err);
+    CHECK(verify.exit_code == 0);
+}
