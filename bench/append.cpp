@@ -18,8 +18,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -78,6 +81,59 @@ double group_commit(const std::string& url, int producers, double seconds, std::
     batches = store.batches_committed();
     if (failures) std::exit(1);
     return static_cast<double>(total.load()) / elapsed;
+}
+
+// Open pipeline: `n` streams, each with one request always outstanding (the next is queued from
+// the previous one's callback), so the writer always has `n` requests to batch: what the store
+// takes when callers do not wait in line (DESIGN.md: >= 1,024 outstanding requests).
+double outstanding(const std::string& url, int n, double seconds, std::uint64_t& batches) {
+    system_clock_source clk;
+    event_store store(url, clk);
+    std::atomic<std::int64_t> total{0};
+    std::atomic<bool> stop{false};
+    std::atomic<int> failures{0};
+    std::mutex m;
+    std::condition_variable cv;
+    int live = n;
+    static std::atomic<int> run{0};
+    const int run_id = 1000 + run++;
+    std::vector<std::int64_t> version(static_cast<std::size_t>(n), 0);
+    std::function<void(int)> next = [&](int p) {
+        if (stop) {
+            std::lock_guard lock(m);
+            if (--live == 0) cv.notify_all();
+            return;
+        }
+        append_request r;
+        auto& v = version[static_cast<std::size_t>(p)];
+        r.streams.push_back({"account-open-" + std::to_string(run_id) + "-" + std::to_string(p), v,
+                             {{"account.charged", sample_data(v), clk.now()}}});
+        r.metadata = {{"actor", "bench"}, {"correlation_id", std::to_string(v)}, {"policy_version", 1}};
+        store.append(std::move(r), [&, p](append_result res) {
+            if (!res.ok()) {
+                std::fprintf(stderr, "append failed: %s\n", res.message.c_str());
+                ++failures;
+                stop = true;
+            } else {
+                ++version[static_cast<std::size_t>(p)];
+                ++total;
+            }
+            next(p);
+        });
+    };
+    const auto start = steady::now();
+    for (int p = 0; p < n; ++p) next(p);
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    const auto counted = total.load();
+    const double elapsed = std::chrono::duration<double>(steady::now() - start).count();
+    {
+        std::unique_lock lock(m);
+        cv.wait(lock, [&] { return live == 0; });
+    }
+    batches = store.batches_committed();
+    if (failures) std::exit(1);
+    return static_cast<double>(counted) / elapsed;
 }
 
 constexpr const char* plain_table =
@@ -220,6 +276,13 @@ int main(int argc, char** argv) {
                     " group commit 8 / plain INSERT 8 = %.1fx\n",
                     gc[2] / plain, gc[2] / batched, gc[1] / plain);
         std::printf("target: >= 50,000 events/s with 64 producers: %s\n", gc[2] >= 50000 ? "met" : "NOT met");
+        {
+            std::uint64_t batches = 0;
+            const double open = outstanding(url, 1024, seconds, batches);
+            std::printf("open pipeline, 1024 outstanding:    %9.0f events/s  (%llu batches)\n", open,
+                        static_cast<unsigned long long>(batches));
+            std::printf("result: append_1024 %.6g\n", open);
+        }
         std::int64_t verified = 0;
         const double vs = verify_speed(url, 200000, verified);
         std::printf("verify_chain: %lld events at %.0f events/s\n", static_cast<long long>(verified), vs);

@@ -77,7 +77,7 @@ std::vector<option_spec> specs_for(command_kind c) {
         s.push_back({"workers", "N", "64", "threads that run commands and reads (1-1024); each waits for its "
                                            "group commit, so this bounds the requests per batch"});
         s.push_back({"db-connections", "N", "8", "read connections to the database (1-256); the writer has its own"});
-        s.push_back({"state-cache", "N", "50000", "instance and account states kept in memory for the next command "
+        s.push_back({"state-cache", "N", "20000", "instance and account states kept in memory for the next command "
                                                    "(0-100000000; 0: none); about 1 KB each"});
         s.push_back({"queue-events", "N", "100000", "events waiting for the writer at most; a command past it gets 503 "
                                                     "with Retry-After (1-100000000)"});

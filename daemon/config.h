@@ -54,7 +54,7 @@ struct config {
     unsigned threads = 2;
     unsigned workers = 64;                   // command/read threads (each waits for a commit)
     unsigned db_connections = 8;             // read pool
-    std::size_t state_cache = 50000;         // instance and account states kept (0: no cache)
+    std::size_t state_cache = 20000;         // instance and account states kept (0: no cache)
     std::size_t queue_events = 100000;       // writer queue bounds; a command past them gets 503
     std::size_t queue_bytes = 64u << 20;
     std::size_t body_limit = 65536;
