@@ -4,6 +4,8 @@
 #include "ledger/store/event_store.h"
 
 #include <array>
+#include <chrono>
+#include <thread>
 
 namespace mqledger::projections {
 
@@ -84,23 +86,35 @@ rebuild_report rebuild(const std::string& conninfo, const policy_registry& polic
         pqxx::read_transaction r(c);
         set = fold_log(r, {}, progress);
     }
-    pqxx::work w(c);
-    // ACCESS EXCLUSIVE also blocks the projector's reads, so an append that started before the
-    // swap reloads its states from the swapped-in tables after it.
-    // The append lock first, exactly as every append batch takes it before touching a table:
+    // The swap: ACCESS EXCLUSIVE on every projection table also blocks the projector's and the
+    // engine's reads, so an append that started before the swap sees the swapped-in tables after
+    // it. The append lock first, exactly as every append batch takes it before touching a table:
     // one lock order for all writers, so the swap waits for an in-flight batch instead of
-    // deadlocking with it (a batch of account events alone touches accounts before
-    // instance_state).
-    w.exec("SELECT pg_advisory_xact_lock(" + std::to_string(store::append_lock_key) + ")");
-    w.exec(lock_all());
-    set = fold_log(w, std::move(set)); // the events committed since the long pass
-    const auto report = write_scratch(w, set, policies);
-    for (const char* t : tables) {
-        w.exec(std::string("DELETE FROM ") + t + owned_rows(t));
-        w.exec(std::string("INSERT INTO ") + t + " SELECT * FROM " + scratch(t));
+    // deadlocking with it. Readers take their tables in their own orders (a due-timers probe
+    // reads timers before instance_state), so a swap half-way through LOCK TABLE can close a
+    // cycle with one of them: the swap waits at most lock_timeout for each lock, well under
+    // deadlock_timeout, gives its locks up and tries again, and the reader never fails.
+    for (int attempt = 1;; ++attempt) {
+        try {
+            pqxx::work w(c);
+            w.exec("SET LOCAL lock_timeout = '200ms'");
+            w.exec("SELECT pg_advisory_xact_lock(" + std::to_string(store::append_lock_key) + ")");
+            w.exec(lock_all());
+            w.exec("SET LOCAL lock_timeout = 0");
+            auto now = fold_log(w, set);   // the events committed since the long pass
+            const auto report = write_scratch(w, now, policies);
+            for (const char* t : tables) {
+                w.exec(std::string("DELETE FROM ") + t + owned_rows(t));
+                w.exec(std::string("INSERT INTO ") + t + " SELECT * FROM " + scratch(t));
+            }
+            w.commit();
+            return report;
+        } catch (const pqxx::sql_error& e) {
+            // 55P03 lock_not_available: a lock not granted within lock_timeout.
+            if (e.sqlstate() != "55P03" || attempt >= 300) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10 + 10 * (attempt % 10)));
+        }
     }
-    w.commit();
-    return report;
 }
 
 std::optional<lag> behind(const std::string& conninfo) {

@@ -524,24 +524,37 @@ TEST_CASE("rebuild while the daemon serves commands: nothing is lost or written 
     }
     std::atomic<bool> stop{false};
     std::atomic<int> acknowledged{0}, failed{0};
+    std::mutex first_failure_mutex;
+    std::string first_failure;   // the first refused command's answer, or a failed rebuild's output
+    const auto remember_failure = [&](const std::string& what) {
+        std::lock_guard lock(first_failure_mutex);
+        if (first_failure.empty()) first_failure = what;
+    };
     std::vector<std::thread> threads;
     for (int w = 0; w < writers; ++w)
         threads.emplace_back([&, w] {
             for (int i = 0; !stop; ++i) {
                 const auto r = c.post("/v1/instances/k-" + std::to_string(w) + "/topics",
                                       json::object{{"name", "t-" + std::to_string(i)}});
-                if (r.status == 201) ++acknowledged;
-                else ++failed;
+                if (r.status == 201) {
+                    ++acknowledged;
+                } else {
+                    ++failed;
+                    remember_failure(std::to_string(r.status) + " " + r.body);
+                }
             }
         });
     const std::vector<std::string> url{"--database-url", db.db.url()};
     int rebuilds_ok = 0;
     for (int i = 0; i < 3; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(150));
-        if (run_mqledger({"rebuild", url[0], url[1]}).exit_code == 0) ++rebuilds_ok;
+        const auto rebuilt = run_mqledger({"rebuild", url[0], url[1]});
+        if (rebuilt.exit_code == 0) ++rebuilds_ok;
+        else remember_failure("rebuild: " + rebuilt.out + rebuilt.err);
     }
     stop = true;
     for (auto& t : threads) t.join();
+    INFO(first_failure);
     CHECK(rebuilds_ok == 3);
     CHECK(failed == 0);
     CHECK(acknowledged > 0);
