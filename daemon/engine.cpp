@@ -185,6 +185,19 @@ store::append_request append_of(const unit_outcome& o, const unit_command& c, ti
 
 namespace {
 
+// The append of a unit decided from `view`, with the projection rows it decided (the instances'
+// states before it come from the view). Timer units wait for room in the writer's queue: what is
+// due must not be dropped.
+store::append_request append_with_rows(const unit_outcome& o, const unit_command& c, time_point at,
+                                       const request_meta& meta, policy_version version,
+                                       const policy_registry& policies, const db_view& view, bool wait_when_full) {
+    auto r = append_of(o, c, at, meta, version);
+    r.projection = projections::rows_of(
+        o, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); }, policies);
+    r.wait_when_full = wait_when_full;
+    return r;
+}
+
 command_outcome unavailable(std::string message) {
     command_outcome o;
     o.kind = outcome_kind::unavailable;
@@ -385,10 +398,7 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
         if (!decided.events.empty()) {
             try {
                 stopwatch sw;
-                auto request = append_of(decided, unit, now, meta, policies.version());
-                request.projection = projections::rows_of(
-                    decided, [&](const std::string& iid) -> const instance_state& { return view->loaded(iid); }, policies_);
-                auto res = store_.append(std::move(request));
+                auto res = store_.append(append_with_rows(decided, unit, now, meta, policies.version(), policies_, *view, false));
                 switch (res.code) {
                 case store::append_code::ok:
                     if (res.replayed) {
@@ -510,12 +520,8 @@ std::size_t engine::fire_due(time_point up_to) {
                 pu.outcome = reads_.with([&](pqxx::connection& c) {
                     db_view view(&c, nullptr);
                     auto o = decide_unit(view, pu.command, now, policies);
-                    if (o.ok() && !o.events.empty()) {
-                        req = append_of(o, pu.command, now, timer_meta, policies.version());
-                        req->projection = projections::rows_of(
-                            o, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); }, policies_);
-                        req->wait_when_full = true;
-                    }
+                    if (o.ok() && !o.events.empty())
+                        req = append_with_rows(o, pu.command, now, timer_meta, policies.version(), policies_, view, true);
                     return o;
                 });
                 if (!req) break;
@@ -600,13 +606,8 @@ std::size_t engine::fire_due(time_point up_to) {
                     in_flight += account_ids.size();
                     auto& pu = units.back();
                     if (pu.outcome.ok() && !pu.outcome.events.empty()) {
-                        auto req = append_of(pu.outcome, command, now, timer_meta, policies.version());
-                        req.projection = projections::rows_of(
-                            pu.outcome,
-                            [&](const std::string& iid) -> const instance_state& { return decided_from.loaded(iid); },
-                            policies_);
-                        req.wait_when_full = true;   // what is due must not be dropped: wait for room
-                        requests.push_back(std::move(req));
+                        requests.push_back(append_with_rows(pu.outcome, command, now, timer_meta, policies.version(), policies_,
+                                                            decided_from, true));
                     } else {
                         requests.emplace_back();
                     }
