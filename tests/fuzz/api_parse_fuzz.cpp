@@ -174,8 +174,8 @@ void run(unsigned selector, const std::string& body) {
         const auto c = through_json_body(body, api::parse_charge);
         FUZZ_CHECK(text_ok(c.reference, 256) && text_ok(c.reason, 256) && text_ok(c.instance_id, 128),
                    "charge text beyond its bound or with controls: " + printable(body));
-        for (std::string_view reserved : {"purchase", "renewal", "upgrade", "settlement"})
-            FUZZ_CHECK(c.reason != reserved, "a reserved reason was accepted: " + printable(body));
+        // A reason the ledger's own charges use ("settlement", ...) is the core's to refuse
+        // (decide.cpp is_reserved_charge_reason), as 422 all the same: the parser lets it through.
         const auto again = api::parse_charge(json::object{
             {"amount", c.amount}, {"instance_id", c.instance_id}, {"reason", c.reason}, {"reference", c.reference}});
         FUZZ_CHECK(again.amount == c.amount && again.instance_id == c.instance_id && again.reason == c.reason &&
