@@ -8,7 +8,7 @@
 # tests/fuzz/corpus/HARNESS/ with its dictionary tests/fuzz/dict/HARNESS.dict. The repository's
 # corpus is never written: the copy and anything found live in build-fuzz/fuzz-work/HARNESS/.
 #
-# Harnesses (all by default): api_parse_fuzz codec_fuzz tokens_fuzz router_fuzz.
+# Harnesses (all by default): api_parse_fuzz codec_fuzz tokens_fuzz router_fuzz proof_fuzz.
 # Exits non-zero if any harness crashed, leaked, timed out or broke a property, after printing
 # the tail of its log and the path of the input that did it. To reproduce one:
 #     build-fuzz/tests/fuzz/HARNESS PATH_OF_INPUT
@@ -25,7 +25,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
     exit 2
 fi
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(api_parse_fuzz codec_fuzz tokens_fuzz router_fuzz)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(api_parse_fuzz codec_fuzz tokens_fuzz router_fuzz proof_fuzz)
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$root/build-fuzz"
