@@ -44,6 +44,10 @@ class ledger_replay {
 public:
     /// `policies` must outlive the replay.
     explicit ledger_replay(const policy_registry& policies) : policies_(policies) {}
+    /// Goes on from `before`: the state of every stream the units to come read, as of the
+    /// position before the first event fed (an incremental audit, `verify --since-checkpoint`).
+    ledger_replay(const policy_registry& policies, memory_view before)
+        : policies_(policies), view_(std::move(before)) {}
 
     /// Takes the next event of the log, in position order (events of streams that are neither
     /// `instance-` nor `account-` are not the rules' business: do not feed them). Nothing while

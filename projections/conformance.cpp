@@ -1,5 +1,9 @@
 #include "projections/conformance.h"
 
+#include "projections/queries.h"
+
+#include <algorithm>
+
 namespace mqledger::projections {
 
 std::optional<replay_finding> conformance_checker::check(const store::recorded_event& e) {
@@ -43,6 +47,52 @@ conformance_report check_conformance(pqxx::connection& c, const policy_registry&
         report.reason = std::move(bad->reason);
     }
     return report;
+}
+
+incremental_report check_conformance_since(pqxx::connection& c, const policy_registry& policies, std::int64_t after) {
+    incremental_report out;
+    memory_view before;
+    {
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
+        // A tree size may fall inside a unit: start at the unit holding position after + 1.
+        const auto start = store::unit_start_at_or_before(tx, after + 1);
+        out.replayed_from = start > 0 ? start : 1;
+        auto streams = store::streams_written_since(tx, out.replayed_from);
+        for (auto& s : instance_streams_of_accounts_touching(tx, streams)) streams.push_back(std::move(s));
+        std::sort(streams.begin(), streams.end());
+        streams.erase(std::unique(streams.begin(), streams.end()), streams.end());
+        streams.erase(std::remove_if(streams.begin(), streams.end(),
+                                     [](const std::string& s) { return !instance_id_of(s) && !account_id_of(s); }),
+                      streams.end());
+        // The accounts of the instances too (an instance's unit reads its account).
+        projection_set set;
+        for (const auto& e : store::read_streams_before(tx, streams, out.replayed_from)) {
+            fold(set, e);
+            ++out.events_folded;
+        }
+        for (auto& [id, st] : set.instances) {
+            st.id = id;
+            const policy_set* ps = policies.find(st.policy);
+            before.put(st, ps ? *ps : policies.current());
+        }
+        for (const auto& [id, a] : set.accounts) before.put(id, a);
+        out.streams_loaded = static_cast<std::int64_t>(streams.size());
+    }
+    conformance_checker checker(policies, std::move(before));
+    std::optional<replay_finding> bad;
+    store::for_each_page(c, out.replayed_from - 1, 2000, [&](const std::vector<store::recorded_event>& page) {
+        for (const auto& e : page)
+            if ((bad = checker.check(e))) return false;
+        return true;
+    });
+    if (!bad) bad = checker.finish();
+    out.conformance.conforming = checker.conforming();
+    out.conformance.units = checker.units();
+    if (bad) {
+        out.conformance.bad_position = bad->position;
+        out.conformance.reason = std::move(bad->reason);
+    }
+    return out;
 }
 
 } // namespace mqledger::projections

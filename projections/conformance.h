@@ -20,6 +20,8 @@ class conformance_checker {
 public:
     /// `policies` must outlive the checker.
     explicit conformance_checker(const policy_registry& policies) : replay_(policies) {}
+    /// Goes on from the states in `before` (see ledger_replay).
+    conformance_checker(const policy_registry& policies, memory_view before) : replay_(policies, std::move(before)) {}
 
     /// Judges `e`, the next event in position order. Nothing while the log conforms so far, else
     /// the first finding, with its position. Never throws but std::bad_alloc: an undecodable
@@ -47,5 +49,21 @@ struct conformance_report {
 };
 /// One streaming pass over the log on `c` (a page in memory at a time). Throws pqxx exceptions.
 [[nodiscard]] conformance_report check_conformance(pqxx::connection& c, const policy_registry& policies);
+
+/// The events after position `after` judged unit by unit, without replaying what comes before
+/// (`verify --since-checkpoint`: the old part was audited when the checkpoint was kept). The
+/// replay starts at the unit that holds position `after + 1` (a tree size may fall inside a
+/// unit), from the states of the streams those units read, folded from their events before it:
+/// every stream written from there on, the accounts of its instances and every instance of
+/// those accounts (found through instance_state.account_id). `report.units`/`conforming` count
+/// what was replayed. Throws on database errors.
+struct incremental_report {
+    conformance_report conformance;
+    std::int64_t replayed_from = 0;      // the first position replayed
+    std::int64_t streams_loaded = 0;     // streams whose earlier events were folded
+    std::int64_t events_folded = 0;      // earlier events folded (not judged)
+};
+[[nodiscard]] incremental_report check_conformance_since(pqxx::connection& c, const policy_registry& policies,
+                                                         std::int64_t after);
 
 } // namespace mqledger::projections

@@ -94,6 +94,30 @@ std::vector<std::string> due_instances(pqxx::transaction_base& tx, const std::st
     return text_array(tx.exec_prepared("mq_account_due", account_id, sql_time(up_to))[0][0]);
 }
 
+std::vector<std::string> instance_streams_of_accounts_touching(pqxx::transaction_base& tx,
+                                                               const std::vector<std::string>& streams) {
+    std::string list = "{";
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+        if (i) list += ',';
+        list += '"';
+        for (char ch : streams[i]) {
+            if (ch == '"' || ch == '\\') list += '\\';
+            list += ch;
+        }
+        list += '"';
+    }
+    list += '}';
+    std::vector<std::string> out;
+    for (const auto& row : tx.exec_params(
+             "WITH s AS (SELECT unnest($1::text[]) AS stream),"
+             " a AS (SELECT substr(stream, 9) AS account_id FROM s WHERE stream LIKE 'account-%'"
+             "       UNION SELECT i.account_id FROM instance_state i JOIN s ON s.stream = 'instance-' || i.instance_id)"
+             " SELECT 'instance-' || i.instance_id FROM instance_state i JOIN a USING (account_id) ORDER BY 1",
+             list))
+        out.emplace_back(row[0].c_str());
+    return out;
+}
+
 std::vector<instance_state> notice_targets(pqxx::transaction_base& tx, const std::string& account_id, account_notice kind) {
     std::vector<instance_state> out;
     for (const auto& row : tx.exec_prepared("mq_notice_targets", account_id, std::string(to_string(kind))))

@@ -45,6 +45,11 @@ struct with_due {
 [[nodiscard]] std::vector<std::string> due_instances(pqxx::transaction_base& tx, const std::string& account_id,
                                                      time_point up_to);
 /// The account's instances whose recorded account notice (instance_state.account_notice) is `kind`.
+/// The instance streams that an incremental audit must load with `streams`: those of every
+/// account written in `streams` or owning an instance written in them (instance_state.account_id).
+[[nodiscard]] std::vector<std::string> instance_streams_of_accounts_touching(pqxx::transaction_base& tx,
+                                                                             const std::vector<std::string>& streams);
+
 [[nodiscard]] std::vector<instance_state> notice_targets(pqxx::transaction_base& tx, const std::string& account_id,
                                                          account_notice kind);
 /// Many states by id (those that exist).

@@ -492,6 +492,32 @@ void event_store::process(std::vector<pending>& batch) {
 
 // ---- reads ----
 
+std::vector<recorded_event> read_streams_before(pqxx::transaction_base& tx, const std::vector<std::string>& streams,
+                                                std::int64_t before_position) {
+    std::vector<recorded_event> out;
+    if (streams.empty()) return out;
+    const auto r = tx.exec_params(std::string("SELECT ") + detail::event_columns +
+                                      " FROM events WHERE stream = ANY($1::text[]) AND position < $2 ORDER BY position",
+                                  detail::text_array(streams), before_position);
+    out.reserve(r.size());
+    for (const auto& row : r) out.push_back(detail::read_event(row));
+    return out;
+}
+
+std::vector<std::string> streams_written_since(pqxx::transaction_base& tx, std::int64_t from_position) {
+    std::vector<std::string> out;
+    for (const auto& row : tx.exec_params("SELECT DISTINCT stream FROM events WHERE position >= $1", from_position))
+        out.emplace_back(row[0].c_str());
+    return out;
+}
+
+std::int64_t unit_start_at_or_before(pqxx::transaction_base& tx, std::int64_t at_or_before) {
+    const auto r = tx.exec_params("SELECT position FROM events WHERE position <= $1 AND metadata ? 'unit'"
+                                  " ORDER BY position DESC LIMIT 1",
+                                  at_or_before);
+    return r.empty() ? 0 : r[0][0].as<std::int64_t>();
+}
+
 std::vector<recorded_event> read_stream(pqxx::transaction_base& tx, const std::string& stream,
                                         std::optional<time_point> up_to_effective_at) {
     std::vector<recorded_event> out;

@@ -250,6 +250,17 @@ private:
 [[nodiscard]] std::vector<recorded_event> read_stream(pqxx::transaction_base& tx, const std::string& stream,
                                                       std::optional<time_point> up_to_effective_at = std::nullopt);
 
+/// The events of `streams` with position < `before_position`, in position order (the states an
+/// incremental audit starts from). Throws pqxx exceptions.
+[[nodiscard]] std::vector<recorded_event> read_streams_before(pqxx::transaction_base& tx,
+                                                              const std::vector<std::string>& streams,
+                                                              std::int64_t before_position);
+
+/// The streams written at or after `from_position`, and the position of the unit record at or
+/// before `at_or_before` (the start of the unit holding it; 0 when none). Throws pqxx exceptions.
+[[nodiscard]] std::vector<std::string> streams_written_since(pqxx::transaction_base& tx, std::int64_t from_position);
+[[nodiscard]] std::int64_t unit_start_at_or_before(pqxx::transaction_base& tx, std::int64_t at_or_before);
+
 /// Up to `limit` events with position > `after_position`, in position order (the global feed).
 /// Never skips: positions commit in order (DESIGN.md "Ordering"). Throws pqxx exceptions.
 [[nodiscard]] std::vector<recorded_event> read_all(pqxx::transaction_base& tx, std::int64_t after_position,

@@ -5,12 +5,17 @@
 #include <pqxx/pqxx>
 
 #include <stdexcept>
+#include <string>
 
 namespace mqledger::store {
 
-chain_report verify_chain(const std::string& conninfo) {
+chain_report verify_chain(const std::string& conninfo) { return verify_chain_after(conninfo, 0, genesis_hash, {}); }
+
+chain_report verify_chain_after(const std::string& conninfo, std::int64_t after, std::string_view after_hash,
+                                const std::function<void(std::int64_t, std::string_view)>& each) {
     chain_report rep;
-    rep.head_hash = std::string(genesis_hash);
+    rep.head_position = after;
+    rep.head_hash = std::string(after_hash);
     try {
         pqxx::connection c(conninfo);
         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
@@ -19,9 +24,10 @@ chain_report verify_chain(const std::string& conninfo) {
                 " SELECT position, stream, stream_version, type,"
                 " (extract(epoch FROM effective_at) * 1000000)::bigint,"
                 " (extract(epoch FROM recorded_at) * 1000000)::bigint,"
-                " data::text, metadata::text, prev_hash, hash FROM events ORDER BY position");
-        std::string expected_prev(genesis_hash);
-        std::int64_t expected_position = 1;
+                " data::text, metadata::text, prev_hash, hash FROM events WHERE position > " +
+                std::to_string(after) + " ORDER BY position");
+        std::string expected_prev(after_hash);
+        std::int64_t expected_position = after + 1;
         std::string pre;
         for (;;) {
             const auto r = tx.exec("FETCH FORWARD 20000 FROM mqledger_verify");
@@ -55,6 +61,7 @@ chain_report verify_chain(const std::string& conninfo) {
                     fail("hash mismatch: the row's contents do not hash to its stored hash");
                     return rep;
                 }
+                if (each) each(position, stored);
                 expected_prev.assign(stored);
                 ++expected_position;
                 ++rep.events;

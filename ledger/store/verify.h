@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string_view>
 #include <optional>
 #include <string>
 
@@ -22,5 +24,12 @@ struct chain_report {
 /// recomputed from the stored columns. Stops at the first failure. Throws std::runtime_error if
 /// the database cannot be read. Thread-safe (own connection).
 [[nodiscard]] chain_report verify_chain(const std::string& conninfo);
+
+/// The same check for the events after position `after` only, the event at `after` having hash
+/// `after_hash` (an incremental audit from a checkpoint). `each` (may be empty) is told every
+/// position and hash checked, in order.
+[[nodiscard]] chain_report verify_chain_after(const std::string& conninfo, std::int64_t after,
+                                              std::string_view after_hash,
+                                              const std::function<void(std::int64_t, std::string_view)>& each);
 
 } // namespace mqledger::store
