@@ -58,6 +58,8 @@ int run_cli(const std::vector<std::string>& args) {
     case command_kind::rebuild: return run_rebuild(parsed.cfg);
     case command_kind::history: return run_history(parsed.cfg);
     case command_kind::export_: return run_export(parsed.cfg);
+    case command_kind::proof: return run_proof(parsed.cfg);
+    case command_kind::witness: return run_witness(parsed.cfg);
     }
     return 2;
 }

@@ -18,5 +18,9 @@ int run_verify(const config& cfg);
 int run_rebuild(const config& cfg);
 int run_history(const config& cfg);
 int run_export(const config& cfg);
+/// `mqledger proof` (proof_tools.cpp): offline checks of Merkle proofs and checkpoints.
+int run_proof(const config& cfg);
+/// `mqledger witness` (witness.cpp): the co-signing witness process.
+int run_witness(const config& cfg);
 
 } // namespace mqledger

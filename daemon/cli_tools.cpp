@@ -7,7 +7,9 @@
 #include "ledger/codec.h"
 #include "ledger/store/digest.h"
 #include "ledger/store/event_store.h"
+#include "ledger/store/checkpoint.h"
 #include "ledger/store/hash_chain.h"
+#include "ledger/store/tree_store.h"
 #include "ledger/store/verify.h"
 #include "projections/as_of.h"
 #include "projections/conformance.h"
@@ -42,8 +44,158 @@ std::string csv_field(std::string_view s) {
 
 } // namespace
 
+namespace {
+
+std::optional<std::string> slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// `verify --since-checkpoint` (README.md "Merkle proofs and checkpoints"): what
+// the auditor's kept checkpoint already proves is not checked again. The stored tree at the
+// checkpoint's size must have the signed root (else history before it was rewritten); the
+// events after it must chain from it, hash right and extend the tree to the stored one and to
+// the newest checkpoint (whose consistency proof from the kept one is checked too); and their
+// units must be what the rules decide. Its cost follows the new events, not the log.
+int verify_since_checkpoint(const config& cfg) {
+    const auto text = slurp(cfg.since_checkpoint);
+    if (!text) {
+        std::cerr << "mqledger verify: cannot read " << cfg.since_checkpoint << "\n";
+        return 2;
+    }
+    const auto note = checkpoint::parse(*text);
+    if (!note) {
+        std::cerr << "mqledger verify: " << cfg.since_checkpoint << " is not a signed checkpoint note\n";
+        return 2;
+    }
+    const auto pem = slurp(cfg.public_key_file);
+    if (!pem) {
+        std::cerr << "mqledger verify: cannot read " << cfg.public_key_file << "\n";
+        return 2;
+    }
+    const auto key = checkpoint::public_key::from_pem(*pem);
+    const std::string name = cfg.key_name.empty() ? note->origin : cfg.key_name;
+    if (!checkpoint::verify(*note, name, key)) {
+        std::cout << "checkpoint:  FAILED: no valid signature by the key '" << name << "' (forged or altered)\n";
+        return 1;
+    }
+    const auto n = note->size;
+    std::cout << "checkpoint:  signature ok (" << note->origin << ", tree size " << n << ", root "
+              << merkle::to_hex(note->root) << ")\n";
+
+    pqxx::connection conn(cfg.database_url);
+    merkle::tree_builder builder;
+    std::string hash_at_n(store::genesis_hash);
+    std::int64_t stored_size = 0;
+    std::optional<store::stored_checkpoint> newest;
+    {
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
+        stored_size = store::tree_size(tx);
+        if (stored_size < n) {
+            std::cout << "tree:        FAILED: the stored tree has " << stored_size << " leaves, fewer than the checkpoint's "
+                      << n << ": history was cut\n";
+            std::cout << "first bad position: " << stored_size + 1 << ": missing from the tree\n";
+            return 1;
+        }
+        builder = store::stored_builder_at(tx, n);
+        if (builder.root() != note->root) {
+            std::cout << "tree:        FAILED: the stored tree of " << n << " leaves has root " << merkle::to_hex(builder.root())
+                      << ", the checkpoint signed " << merkle::to_hex(note->root) << ": history before it was rewritten\n";
+            return 1;
+        }
+        if (n > 0) {
+            const auto r = tx.exec_params("SELECT hash FROM events WHERE position = $1", n);
+            hash_at_n = r.empty() ? std::string() : std::string(r[0][0].c_str());
+            const auto leaf = store::with_tiles(tx, [n](const merkle::tree_reader& t) { return t.subtree(0, n - 1); });
+            if (hash_at_n.empty() || merkle::event_leaf(hash_at_n) != leaf) {
+                std::cout << "tree:        FAILED: the event at position " << n
+                          << " is not the last leaf of the checkpoint's tree: the log was rewritten\n";
+                std::cout << "first bad position: " << n << ": does not match the checkpoint\n";
+                return 1;
+            }
+        }
+        newest = store::latest_checkpoint(tx);
+    }
+    std::cout << "tree:        ok (the stored tree of " << n << " leaves has the signed root, and ends with event " << n << ")\n";
+
+    // The events after it: chain, hashes, and the tree they extend.
+    std::optional<merkle::hash> root_at_stored, root_at_newest;
+    const auto newest_size = newest ? newest->tree_size : -1;
+    if (stored_size == n) root_at_stored = builder.root();
+    if (newest_size == n) root_at_newest = builder.root();
+    const auto chain = store::verify_chain_after(cfg.database_url, n, hash_at_n, [&](std::int64_t position, std::string_view h) {
+        builder.append(merkle::event_leaf(h));
+        if (position == stored_size) root_at_stored = builder.root();
+        if (position == newest_size) root_at_newest = builder.root();
+    });
+    std::cout << "chain:       " << (chain.ok ? "ok" : "FAILED") << " (" << chain.events << " events after " << n
+              << ", head " << chain.head_position << " " << chain.head_hash << ")\n";
+    if (!chain.ok) {
+        std::cout << "first bad position: " << chain.bad_position.value_or(0) << ": " << chain.reason << "\n";
+        return 1;
+    }
+    if (!root_at_stored) {
+        std::cout << "tree:        FAILED: the stored tree has " << stored_size << " leaves, the log only "
+                  << chain.head_position << " events\n";
+        return 1;
+    }
+    {
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
+        const auto stored_root =
+            store::with_tiles(tx, [stored_size](const merkle::tree_reader& t) { return t.root(stored_size); });
+        if (stored_root != *root_at_stored) {
+            std::cout << "tree:        FAILED: the stored tree of " << stored_size
+                      << " leaves is not the tree of the events (tiles altered)\n";
+            return 1;
+        }
+        std::cout << "tree:        ok (the stored tree of " << stored_size << " leaves is the tree of the events)\n";
+        if (newest) {
+            if (newest->tree_size < n) {
+                std::cout << "consistency: FAILED: the newest checkpoint in the database is of " << newest->tree_size
+                          << " leaves, fewer than yours: checkpoints were removed\n";
+                return 1;
+            }
+            const auto newest_note = checkpoint::parse(newest->note);
+            if (!newest_note || !checkpoint::verify(*newest_note, name, key) || !root_at_newest ||
+                newest_note->root != *root_at_newest) {
+                std::cout << "consistency: FAILED: the newest checkpoint (" << newest->tree_size
+                          << ") is not signed by the key or not the tree of the events\n";
+                return 1;
+            }
+            const auto proof = n == 0 ? std::vector<merkle::hash>{}
+                                      : store::with_tiles(tx, [&](const merkle::tree_reader& t) {
+                                            return t.consistency_proof(n, newest->tree_size);
+                                        });
+            if (n > 0 && !merkle::verify_consistency(n, newest->tree_size, note->root, newest_note->root, proof)) {
+                std::cout << "consistency: FAILED: no consistency proof from your checkpoint to the newest\n";
+                return 1;
+            }
+            std::cout << "consistency: ok (the newest checkpoint, " << newest->tree_size << " leaves, extends yours; proof of "
+                      << proof.size() << " hashes)\n";
+        }
+    }
+
+    const policy_registry policies;
+    const auto conf = projections::check_conformance_since(conn, policies, n);
+    if (conf.conformance.bad_position) {
+        std::cout << "conformance: FAILED after " << conf.conformance.conforming << " events\n";
+        std::cout << "first bad position: " << *conf.conformance.bad_position << ": " << conf.conformance.reason << "\n";
+        return 1;
+    }
+    std::cout << "conformance: ok (" << conf.conformance.conforming << " events from position " << conf.replayed_from
+              << " in " << conf.conformance.units << " units, each exactly what the rules core decides again; "
+              << conf.streams_loaded << " streams' earlier " << conf.events_folded << " events folded, not judged)\n";
+    std::cout << "projections: not compared (an incremental audit; `mqledger verify` without --since-checkpoint "
+                 "compares them)\n";
+    return 0;
+}
+
+} // namespace
+
 int run_verify(const config& cfg) {
     try {
+        if (!cfg.since_checkpoint.empty()) return verify_since_checkpoint(cfg);
         const auto chain = store::verify_chain(cfg.database_url);
         std::cout << "chain:       " << (chain.ok ? "ok" : "FAILED") << " (" << chain.events << " events, head "
                   << chain.head_position << " " << chain.head_hash << ")\n";

@@ -25,7 +25,8 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr command_kind all_commands[] = {command_kind::serve,   command_kind::migrate, command_kind::verify,
-                                         command_kind::rebuild, command_kind::history, command_kind::export_};
+                                         command_kind::rebuild, command_kind::history, command_kind::export_,
+                                         command_kind::proof,   command_kind::witness};
 
 // A validation failure; turned into a usage error (exit 2) by parse_config.
 struct bad_option : std::runtime_error {
@@ -41,6 +42,9 @@ std::string summary(command_kind c) {
     case command_kind::rebuild: return "Rebuilds every projection from the log.";
     case command_kind::history: return "Prints an instance's timeline, or its state as of a past time.";
     case command_kind::export_: return "Writes the audit export of all events to stdout.";
+    case command_kind::proof: return "Checks a Merkle proof against a signed checkpoint, offline (no database).";
+    case command_kind::witness:
+        return "Co-signs the daemon's checkpoints after checking each extends the last; alerts on a fork.";
     }
     return {};
 }
@@ -48,6 +52,9 @@ std::string summary(command_kind c) {
 std::string usage_line(command_kind c) {
     switch (c) {
     case command_kind::history: return "mqledger history INSTANCE [options]";
+    case command_kind::proof:
+        return "mqledger proof check-inclusion EVENT.json PROOF.json CHECKPOINT --public-key KEY\n"
+               "       mqledger proof check-consistency OLD_CHECKPOINT NEW_CHECKPOINT PROOF.json --public-key KEY";
     default: return "mqledger " + std::string(to_string(c)) + " [options]";
     }
 }
@@ -64,7 +71,8 @@ struct option_spec {
 std::vector<option_spec> specs_for(command_kind c) {
     std::vector<option_spec> s;
     s.push_back({"config", "FILE", "", "read options from FILE (INI style: `database-url = ...`)"});
-    s.push_back({"database-url", "URL", default_database_url(c), "libpq connection string or URL"});
+    if (c != command_kind::proof && c != command_kind::witness)   // these two never touch the database
+        s.push_back({"database-url", "URL", default_database_url(c), "libpq connection string or URL"});
     switch (c) {
     case command_kind::serve:
         s.push_back({"listen", "HOST:PORT", "127.0.0.1:8080", "HTTP listener; IPv6 as [::1]:8080"});
@@ -87,14 +95,42 @@ std::vector<option_spec> specs_for(command_kind c) {
         s.push_back({"idle-timeout", "SECONDS", "60", "an idle keep-alive connection is closed after this"});
         s.push_back({"shutdown-timeout", "SECONDS", "10", "on SIGTERM, how long in-flight requests may finish"});
         s.push_back({"digest-interval", "SECONDS", "300", "log the ledger head (position, hash) this often (1-86400)"});
-        s.push_back({"digest-key", "FILE", "", "Ed25519 private key (PEM) that signs each digest and GET /v1/ledger/head"});
+        s.push_back({"digest-key", "FILE", "", "Ed25519 private key (PEM) that signs each digest, GET /v1/ledger/head "
+                                               "and the checkpoints (none are made without it)"});
+        s.push_back({"checkpoint-interval", "SECONDS", "10", "extend the Merkle tree and sign a checkpoint this often "
+                                                            "(1-86400)"});
+        s.push_back({"checkpoint-origin", "ORIGIN", "mqledger", "the checkpoints' origin line and signing key name; "
+                                                               "unique per ledger, e.g. ledger.example.com/mqledger"});
+        s.push_back({"witness-key", "NAME=FILE[,...]", "", "witnesses whose co-signatures are accepted: name and "
+                                                          "Ed25519 public key (PEM)"});
         s.push_back({"log-format", "auto|json|text", "auto", "auto: JSON lines when stdout is not a terminal"});
         s.push_back({"log-level", "LEVEL", "info", "trace, debug, info, warn, error, critical or off"});
         break;
     case command_kind::verify:
         s.push_back({"since-digest", "POSITION:HASH[:SIG]", "", "also check that the ledger still extends this digest "
                                                                "(and, with --public-key, its signature)"});
-        s.push_back({"public-key", "FILE", "", "Ed25519 public key (PEM) that signed the digest"});
+        s.push_back({"since-checkpoint", "FILE", "", "prove the ledger extends this checkpoint, then check the chain "
+                                                    "and the rules of the events after it only"});
+        s.push_back({"public-key", "FILE", "", "Ed25519 public key (PEM) that signed the digest or checkpoint"});
+        s.push_back({"key-name", "NAME", "", "the checkpoint signer's key name (default: its origin)"});
+        break;
+    case command_kind::proof:
+        s.push_back({"public-key", "FILE", "", "the log's Ed25519 public key (PEM) (required)"});
+        s.push_back({"key-name", "NAME", "", "the checkpoint signer's key name (default: its origin)"});
+        break;
+    case command_kind::witness:
+        s.push_back({"log-url", "URL", "", "the daemon, http://HOST:PORT (required)"});
+        s.push_back({"public-key", "FILE", "", "the log's Ed25519 public key (PEM) (required)"});
+        s.push_back({"key-name", "NAME", "", "the log's key name (default: the checkpoint's origin)"});
+        s.push_back({"witness-signing-key", "FILE", "", "the witness's Ed25519 private key (PEM) (required)"});
+        s.push_back({"witness-name", "NAME", "", "the witness's key name, as in the daemon's --witness-key (required)"});
+        s.push_back({"witness-state", "FILE", "", "where the last co-signed checkpoint is kept (required)"});
+        s.push_back({"token-file", "FILE", "", "a bearer token for the daemon (its first line)"});
+        s.push_back({"witness-interval", "SECONDS", "10", "fetch a checkpoint this often (1-86400)"});
+        s.push_back({"witness-once", "", "", "one round, then exit: 0 co-signed or nothing new, 1 refused (fork), 2 error"});
+        s.push_back({"metrics-listen", "HOST:PORT", "", "serve the witness's /metrics here"});
+        s.push_back({"log-format", "auto|json|text", "auto", "auto: JSON lines when stdout is not a terminal"});
+        s.push_back({"log-level", "LEVEL", "info", "trace, debug, info, warn, error, critical or off"});
         break;
     case command_kind::history:
         s.push_back({"as-of", "TIME", "", "the instance's state at this RFC 3339 time instead of its timeline"});
@@ -158,9 +194,52 @@ time_point parse_time_option(const std::string& text, const char* option) {
     return *t;
 }
 
+void parse_log_options(const po::variables_map& vm, config& cfg) {
+    const auto format = get(vm, "log-format");
+    if (format == "auto") cfg.log = log_format::automatic;
+    else if (format == "json") cfg.log = log_format::json;
+    else if (format == "text") cfg.log = log_format::text;
+    else throw bad_option("--log-format must be auto, json or text, got '" + format + "'");
+    cfg.log_level = get(vm, "log-level");
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (!levels.count(cfg.log_level))
+        throw bad_option("--log-level must be one of trace, debug, info, warn, error, critical, off; got '" +
+                         cfg.log_level + "'");
+}
+
+// A signed-note key name: non-empty, at most 255 bytes, no Unicode spaces (here: no bytes below
+// 0x21 and no 0x7f) and no '+'.
+bool valid_key_name(std::string_view name) {
+    if (name.empty() || name.size() > 255) return false;
+    return std::none_of(name.begin(), name.end(), [](char ch) {
+        const auto u = static_cast<unsigned char>(ch);
+        return u <= 0x20 || u == 0x7f || ch == '+';
+    });
+}
+
+// NAME=FILE[,NAME=FILE...]
+std::vector<std::pair<std::string, std::string>> parse_witness_keys(const std::string& text) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (text.empty()) return out;
+    std::string_view rest = text;
+    while (true) {
+        const auto comma = rest.find(',');
+        const auto item = rest.substr(0, comma);
+        const auto eq = item.find('=');
+        if (eq == std::string_view::npos || eq == 0 || eq + 1 == item.size() || !valid_key_name(item.substr(0, eq)))
+            throw bad_option("--witness-key must be NAME=FILE[,NAME=FILE...], got '" + text + "'");
+        out.emplace_back(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
 void validate(const po::variables_map& vm, config& cfg) {
-    cfg.database_url = get(vm, "database-url");
-    if (cfg.database_url.empty()) throw bad_option("--database-url must not be empty");
+    if (cfg.command != command_kind::proof && cfg.command != command_kind::witness) {
+        cfg.database_url = get(vm, "database-url");
+        if (cfg.database_url.empty()) throw bad_option("--database-url must not be empty");
+    }
 
     switch (cfg.command) {
     case command_kind::serve: {
@@ -202,25 +281,70 @@ void validate(const po::variables_map& vm, config& cfg) {
         cfg.shutdown_timeout =
             std::chrono::seconds(parse_uint(get(vm, "shutdown-timeout"), "shutdown-timeout", 1, 3600));
 
-        const auto format = get(vm, "log-format");
-        if (format == "auto") cfg.log = log_format::automatic;
-        else if (format == "json") cfg.log = log_format::json;
-        else if (format == "text") cfg.log = log_format::text;
-        else throw bad_option("--log-format must be auto, json or text, got '" + format + "'");
         cfg.digest_interval = std::chrono::seconds(parse_uint(get(vm, "digest-interval"), "digest-interval", 1, 86400));
         cfg.digest_key_file = get(vm, "digest-key");
-        cfg.log_level = get(vm, "log-level");
-        static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
-        if (!levels.count(cfg.log_level))
-            throw bad_option("--log-level must be one of trace, debug, info, warn, error, critical, off; got '" +
-                             cfg.log_level + "'");
+        cfg.checkpoint_interval =
+            std::chrono::seconds(parse_uint(get(vm, "checkpoint-interval"), "checkpoint-interval", 1, 86400));
+        cfg.checkpoint_origin = get(vm, "checkpoint-origin");
+        if (!valid_key_name(cfg.checkpoint_origin))
+            throw bad_option("--checkpoint-origin must be 1-255 printable characters without spaces or '+', got '" +
+                             cfg.checkpoint_origin + "'");
+        cfg.witness_keys = parse_witness_keys(get(vm, "witness-key"));
+        parse_log_options(vm, cfg);
         break;
     }
     case command_kind::verify:
         cfg.since_digest = get(vm, "since-digest");
+        cfg.since_checkpoint = get(vm, "since-checkpoint");
         cfg.public_key_file = get(vm, "public-key");
-        if (!cfg.public_key_file.empty() && cfg.since_digest.empty())
-            throw bad_option("--public-key needs --since-digest");
+        cfg.key_name = get(vm, "key-name");
+        if (!cfg.since_digest.empty() && !cfg.since_checkpoint.empty())
+            throw bad_option("--since-digest and --since-checkpoint exclude each other");
+        if (!cfg.public_key_file.empty() && cfg.since_digest.empty() && cfg.since_checkpoint.empty())
+            throw bad_option("--public-key needs --since-digest or --since-checkpoint");
+        if (!cfg.since_checkpoint.empty() && cfg.public_key_file.empty())
+            throw bad_option("--since-checkpoint needs --public-key: an unsigned checkpoint proves nothing");
+        break;
+    case command_kind::proof: {
+        cfg.public_key_file = get(vm, "public-key");
+        cfg.key_name = get(vm, "key-name");
+        const auto words = vm.count("words") ? vm["words"].as<std::vector<std::string>>() : std::vector<std::string>{};
+        if (words.empty()) throw bad_option("proof needs check-inclusion or check-consistency");
+        cfg.proof_action = words.front();
+        cfg.proof_files.assign(words.begin() + 1, words.end());
+        if (cfg.proof_action != "check-inclusion" && cfg.proof_action != "check-consistency")
+            throw bad_option("proof needs check-inclusion or check-consistency, got '" + cfg.proof_action + "'");
+        if (cfg.proof_files.size() != 3)
+            throw bad_option(cfg.proof_action == "check-inclusion"
+                                 ? "check-inclusion needs EVENT.json PROOF.json CHECKPOINT"
+                                 : "check-consistency needs OLD_CHECKPOINT NEW_CHECKPOINT PROOF.json");
+        if (cfg.public_key_file.empty()) throw bad_option("--public-key FILE is required");
+        break;
+    }
+    case command_kind::witness:
+        cfg.log_url = get(vm, "log-url");
+        cfg.public_key_file = get(vm, "public-key");
+        cfg.key_name = get(vm, "key-name");
+        cfg.witness_key_file = get(vm, "witness-signing-key");
+        cfg.witness_name = get(vm, "witness-name");
+        cfg.witness_state_file = get(vm, "witness-state");
+        cfg.token_file = get(vm, "token-file");
+        cfg.witness_interval = std::chrono::seconds(parse_uint(get(vm, "witness-interval"), "witness-interval", 1, 86400));
+        cfg.witness_once = vm["witness-once"].as<bool>();
+        for (const auto& [value, name] : {std::pair{&cfg.log_url, "log-url"}, {&cfg.public_key_file, "public-key"},
+                                          {&cfg.witness_key_file, "witness-signing-key"}, {&cfg.witness_name, "witness-name"},
+                                          {&cfg.witness_state_file, "witness-state"}})
+            if (value->empty()) throw bad_option("--" + std::string(name) + " is required");
+        if (cfg.log_url.rfind("http://", 0) != 0)
+            throw bad_option("--log-url must start with http://, got '" + cfg.log_url + "'");
+        if (!valid_key_name(cfg.witness_name))
+            throw bad_option("--witness-name must be 1-255 printable characters without spaces or '+'");
+        if (vm.count("metrics-listen")) {
+            const auto text = get(vm, "metrics-listen");
+            cfg.metrics_listen = parse_listen_address(text);
+            if (!cfg.metrics_listen) throw bad_option("--metrics-listen must be HOST:PORT, got '" + text + "'");
+        }
+        parse_log_options(vm, cfg);
         break;
     case command_kind::history:
         cfg.instance_id = get(vm, "instance");
@@ -257,6 +381,8 @@ std::string_view to_string(command_kind c) noexcept {
     case command_kind::rebuild: return "rebuild";
     case command_kind::history: return "history";
     case command_kind::export_: return "export";
+    case command_kind::proof: return "proof";
+    case command_kind::witness: return "witness";
     }
     return "?";
 }
@@ -338,6 +464,10 @@ config_result parse_config(command_kind command, const std::vector<std::string>&
     if (command == command_kind::history) {
         hidden.add_options()("instance", po::value<std::string>());
         positional.add("instance", 1);
+    }
+    if (command == command_kind::proof) {
+        hidden.add_options()("words", po::value<std::vector<std::string>>());
+        positional.add("words", -1);
     }
     po::options_description all;
     all.add(cmdline).add(hidden);

@@ -17,7 +17,7 @@
 
 namespace mqledger {
 
-enum class command_kind { serve, migrate, verify, rebuild, history, export_ };
+enum class command_kind { serve, migrate, verify, rebuild, history, export_, proof, witness };
 
 /// "serve" → command_kind::serve, …; nullopt for an unknown name.
 [[nodiscard]] std::optional<command_kind> parse_command(std::string_view name) noexcept;
@@ -62,12 +62,29 @@ struct config {
     std::chrono::seconds idle_timeout{60};
     std::chrono::seconds shutdown_timeout{10};
     std::chrono::seconds digest_interval{300};
-    std::string digest_key_file;             // Ed25519 private key PEM; empty = unsigned digests
+    std::string digest_key_file;             // Ed25519 private key PEM; empty = unsigned digests and no checkpoints
+    std::chrono::seconds checkpoint_interval{10};
+    std::string checkpoint_origin = "mqledger";   // the checkpoints' origin line and key name
+    std::vector<std::pair<std::string, std::string>> witness_keys;   // NAME, public key PEM file
     log_format log = log_format::automatic;
     std::string log_level = "info";
     // verify
     std::string since_digest;                // POSITION:HASH[:SIG]
-    std::string public_key_file;
+    std::string since_checkpoint;            // a checkpoint note file
+    std::string public_key_file;             // verify, proof: the log's Ed25519 public key PEM
+    std::string key_name;                    // verify, proof, witness: the log key's name (default: the origin)
+    // proof
+    std::string proof_action;                // check-inclusion | check-consistency
+    std::vector<std::string> proof_files;
+    // witness
+    std::string log_url;                     // the daemon, http://HOST:PORT
+    std::string witness_key_file;            // the witness's Ed25519 private key PEM
+    std::string witness_name;
+    std::string witness_state_file;          // the last checkpoint it co-signed
+    std::string token_file;                  // a bearer token for the daemon (first line)
+    std::chrono::seconds witness_interval{10};
+    bool witness_once = false;
+    std::optional<listen_address> metrics_listen;
     // history / export
     std::string instance_id;
     std::optional<time_point> as_of;

@@ -42,6 +42,11 @@ struct metrics::impl {
     prometheus::Gauge* cache_capacity = nullptr;
     prometheus::Gauge* queued_events = nullptr;
     prometheus::Gauge* queued_bytes = nullptr;
+    prometheus::Gauge* tree_size = nullptr;
+    prometheus::Gauge* checkpoint_size = nullptr;
+    prometheus::Gauge* checkpoint_age = nullptr;
+    prometheus::Family<prometheus::Gauge>* cosigned = nullptr;
+    prometheus::Family<prometheus::Counter>* cosignatures = nullptr;
     std::mutex scrape_mutex;
     std::function<void()> scrape_hook;
     std::set<std::tuple<std::string, std::string, std::string>> seen_counts;
@@ -143,6 +148,32 @@ metrics::metrics(std::string_view version) : impl_(std::make_unique<impl>()) {
                                .Register(*impl_->registry)
                                .Add({});
 
+    impl_->tree_size = &prometheus::BuildGauge()
+                            .Name("mqledger_merkle_tree_size")
+                            .Help("Leaves (events) in the Merkle tree over the log")
+                            .Register(*impl_->registry)
+                            .Add({});
+    impl_->checkpoint_size = &prometheus::BuildGauge()
+                                  .Name("mqledger_checkpoint_tree_size")
+                                  .Help("Tree size of the newest signed checkpoint (-1: none yet)")
+                                  .Register(*impl_->registry)
+                                  .Add({});
+    impl_->checkpoint_size->Set(-1);
+    impl_->checkpoint_age = &prometheus::BuildGauge()
+                                 .Name("mqledger_checkpoint_age_seconds")
+                                 .Help("Seconds since the newest checkpoint was signed (it only changes when "
+                                       "events were appended)")
+                                 .Register(*impl_->registry)
+                                 .Add({});
+    impl_->cosigned = &prometheus::BuildGauge()
+                           .Name("mqledger_checkpoint_cosigned")
+                           .Help("1 when the newest checkpoint carries this witness's co-signature")
+                           .Register(*impl_->registry);
+    impl_->cosignatures = &prometheus::BuildCounter()
+                               .Name("mqledger_cosignatures_total")
+                               .Help("Witness co-signatures received, by witness and result (accepted, refused)")
+                               .Register(*impl_->registry);
+
     // Every series of a counter or histogram exists from the start, at zero: Prometheus takes a
     // series' first sample as its baseline, so a series born at its first increment would hide
     // that increment from rate() and increase().
@@ -225,5 +256,23 @@ std::string metrics::exposition() const {
 }
 
 prometheus::Registry& metrics::registry() noexcept { return *impl_->registry; }
+
+void metrics::set_transparency_figures(const transparency_figures& f) {
+    std::lock_guard lock(impl_->scrape_mutex);
+    impl_->tree_size->Set(static_cast<double>(f.tree_size));
+    impl_->checkpoint_size->Set(static_cast<double>(f.checkpoint_size));
+    impl_->checkpoint_age->Set(f.checkpoint_age_seconds);
+    for (const auto& [witness, yes] : f.cosigned) {
+        impl_->cosigned->Add({{"witness", witness}}).Set(yes ? 1 : 0);
+        // The counters of every configured witness exist from the start, at zero.
+        for (const char* result : {"accepted", "refused"})
+            impl_->cosignatures->Add({{"witness", witness}, {"result", result}});
+    }
+}
+
+void metrics::observe_cosignature(std::string_view witness, bool accepted) {
+    impl_->cosignatures->Add({{"witness", std::string(witness)}, {"result", accepted ? "accepted" : "refused"}})
+        .Increment();
+}
 
 } // namespace mqledger

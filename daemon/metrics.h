@@ -62,6 +62,17 @@ public:
     };
     void set_runtime_figures(const runtime_figures& f);
 
+    /// The Merkle tree and the newest checkpoint, refreshed before each scrape (issue 14).
+    struct transparency_figures {
+        std::int64_t tree_size = 0;
+        std::int64_t checkpoint_size = -1;        // -1: no checkpoint yet
+        double checkpoint_age_seconds = 0;        // by the daemon's clock
+        std::vector<std::pair<std::string, bool>> cosigned;   // per configured witness: on the newest checkpoint?
+    };
+    void set_transparency_figures(const transparency_figures& f);
+    /// A co-signature POSTed by `witness` (a configured name, or "unknown"): accepted or refused.
+    void observe_cosignature(std::string_view witness, bool accepted);
+
     /// Called at the start of every exposition (to refresh the projection gauges); set before
     /// serving.
     void on_scrape(std::function<void()> fn);

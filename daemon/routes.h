@@ -16,6 +16,7 @@ class digest_signer;
 } // namespace store
 
 class db_pool;
+class transparency;
 class engine;
 class metrics;
 class readiness_monitor;
@@ -41,5 +42,9 @@ void add_clock_routes(http::router& r, manual_clock& clock, fire_due_fn fire_due
 /// `signer` (may be null) signs the digest `GET /v1/ledger/head` answers.
 void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk,
                     const store::digest_signer* signer = nullptr);
+
+/// The Merkle tree's routes (README.md "HTTP API", issue 14): GET /v1/ledger/checkpoint,
+/// GET /v1/proofs/inclusion, GET /v1/proofs/consistency, POST /v1/ledger/checkpoint/cosignatures.
+void add_transparency_routes(http::router& r, transparency& t, db_pool& reads, run_blocking_fn run, metrics& m);
 
 } // namespace mqledger

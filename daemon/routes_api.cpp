@@ -4,12 +4,15 @@
 #include "daemon/api_parse.h"
 #include "daemon/engine.h"
 #include "daemon/logging.h"
+#include "daemon/metrics.h"
 #include "daemon/routes.h"
+#include "daemon/transparency.h"
 #include "daemon/views.h"
 
 #include "ledger/codec.h"
 #include "ledger/store/digest.h"
 #include "ledger/store/hash_chain.h"
+#include "ledger/store/tree_store.h"
 #include "projections/as_of.h"
 #include "projections/projector.h"
 #include "projections/queries.h"
@@ -317,7 +320,153 @@ http::response pay_for_instance(const services& s, const std::string& id, const 
     return instance_after_payment(s, id, *paid_at);
 }
 
+json::array hex_list(const std::vector<merkle::hash>& hashes) {
+    json::array out;
+    out.reserve(hashes.size());
+    for (const auto& h : hashes) out.emplace_back(merkle::to_hex(h));
+    return out;
+}
+
+// The inclusion proof of `position` in the tree of `tree_size` (both checked by the caller).
+json::object inclusion_of(pqxx::transaction_base& tx, std::int64_t position, std::int64_t tree_size) {
+    const auto proof = store::with_tiles(tx, [&](const merkle::tree_reader& t) {
+        return std::pair{t.subtree(0, position - 1), t.inclusion_proof(position - 1, tree_size)};
+    });
+    return json::object{{"position", position},
+                        {"leaf_index", position - 1},
+                        {"tree_size", tree_size},
+                        {"leaf_hash", merkle::to_hex(proof.first)},
+                        {"hashes", hex_list(proof.second)}};
+}
+
 } // namespace
+
+void add_transparency_routes(http::router& r, transparency& t, db_pool& reads, run_blocking_fn run, metrics& m) {
+    auto run_read = [&reads, run](http::responder done, auto fn) {
+        run([&reads, done = std::move(done), fn = std::move(fn)]() mutable {
+            http::response res;
+            try {
+                res = reads.with([&](pqxx::connection& c) { return fn(c); });
+            } catch (const api_error& e) {
+                res = http::error_response(e.status, e.code, e.what(), e.extra);
+            } catch (const pqxx::failure& e) {
+                res = unavailable_response(e.what());
+            } catch (const std::exception& e) {
+                res = http::error_response(500, "internal", "internal error");
+                res.internal_error = e.what();
+            }
+            done(std::move(res));
+        });
+    };
+    const auto max = std::numeric_limits<std::int64_t>::max();
+
+    r.add_async("GET", "/v1/ledger/checkpoint", route_kind::read,
+                [run_read, max](const http::request_context& ctx, http::responder done) {
+                    const auto size = ctx.query_value("tree_size") ? std::optional(query_int(ctx, "tree_size", 0, 0, max))
+                                                                   : std::nullopt;
+                    run_read(std::move(done), [size](pqxx::connection& c) {
+                        pqxx::read_transaction tx(c);
+                        const auto cp = size ? store::checkpoint_of_size(tx, *size) : store::latest_checkpoint(tx);
+                        if (!cp)
+                            throw api_error(404, "not_found",
+                                            size ? "no checkpoint of that tree size"
+                                                 : "no checkpoint yet (the daemon signs them with --digest-key)");
+                        http::response res;
+                        res.content_type = "text/plain; charset=utf-8";
+                        res.body = cp->text();
+                        return res;
+                    });
+                });
+
+    r.add_async("GET", "/v1/proofs/inclusion", route_kind::read,
+                [run_read, max](const http::request_context& ctx, http::responder done) {
+                    if (!ctx.query_value("position"))
+                        throw api_error(422, "invalid", "position is required", {{"field", "position"}});
+                    const auto position = query_int(ctx, "position", 0, 1, max);
+                    const auto wanted = ctx.query_value("tree_size") ? std::optional(query_int(ctx, "tree_size", 0, 1, max))
+                                                                     : std::nullopt;
+                    run_read(std::move(done), [position, wanted](pqxx::connection& c) {
+                        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
+                        std::int64_t size = 0;
+                        if (wanted) {
+                            size = *wanted;
+                            if (size > store::tree_size(tx))
+                                throw api_error(422, "invalid", "the tree does not reach that size yet",
+                                                {{"field", "tree_size"}, {"tree_size", store::tree_size(tx)}});
+                        } else {
+                            const auto cp = store::latest_checkpoint(tx);
+                            if (!cp) throw api_error(404, "not_found", "no checkpoint yet: name a tree_size");
+                            size = cp->tree_size;
+                        }
+                        if (position > size)
+                            throw api_error(422, "invalid", "position is beyond the tree size",
+                                            {{"field", "position"}, {"tree_size", size}});
+                        return http::json_response(200, inclusion_of(tx, position, size));
+                    });
+                });
+
+    r.add_async("GET", "/v1/proofs/consistency", route_kind::read,
+                [run_read, max](const http::request_context& ctx, http::responder done) {
+                    for (const char* k : {"from", "to"})
+                        if (!ctx.query_value(k)) throw api_error(422, "invalid", std::string(k) + " is required", {{"field", k}});
+                    const auto from = query_int(ctx, "from", 0, 1, max);
+                    const auto to = query_int(ctx, "to", 0, 1, max);
+                    if (from > to) throw api_error(422, "invalid", "from must not exceed to", {{"field", "from"}});
+                    run_read(std::move(done), [from, to](pqxx::connection& c) {
+                        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
+                        if (const auto built = store::tree_size(tx); to > built)
+                            throw api_error(422, "invalid", "the tree does not reach that size yet",
+                                            {{"field", "to"}, {"tree_size", built}});
+                        const auto proof = store::with_tiles(
+                            tx, [&](const merkle::tree_reader& tree) { return tree.consistency_proof(from, to); });
+                        return http::json_response(200, json::object{{"from", from}, {"to", to}, {"hashes", hex_list(proof)}});
+                    });
+                });
+
+    // A witness's co-signature. Any role may send one: what makes it count is the signature,
+    // checked against the keys of --witness-key.
+    r.add_async("POST", "/v1/ledger/checkpoint/cosignatures", route_kind::read,
+                [&t, &m, run, max](const http::request_context& ctx, http::responder done) {
+                    if (!ctx.query_value("tree_size"))
+                        throw api_error(422, "invalid", "tree_size is required", {{"field", "tree_size"}});
+                    const auto size = query_int(ctx, "tree_size", 0, 0, max);
+                    if (ctx.req.body.size() > 1024)
+                        throw api_error(422, "invalid", "a co-signature is one signature line", {{"field", "body"}});
+                    run([&t, &m, size, line = ctx.req.body, done = std::move(done)]() mutable {
+                        done(guarded([&] {
+                            using R = transparency::cosign_result;
+                            try {
+                                const auto o = t.add_cosignature(size, line);
+                                switch (o.result) {
+                                case R::accepted:
+                                    m.observe_cosignature(o.witness, true);
+                                    return http::json_response(200, json::object{{"tree_size", size},
+                                                                                 {"witness", o.witness},
+                                                                                 {"timestamp", o.timestamp}});
+                                case R::unknown_checkpoint:
+                                    return http::error_response(404, "not_found", "no checkpoint of that tree size");
+                                case R::unknown_witness:
+                                    m.observe_cosignature("unknown", false);
+                                    return http::error_response(422, "invalid", "not a witness of this daemon (--witness-key)",
+                                                                {{"field", "body"}});
+                                case R::bad_signature:
+                                    m.observe_cosignature(o.witness, false);
+                                    log_line(log_level::warn, "co-signature refused", {{"witness", o.witness}, {"tree_size", size}});
+                                    return http::error_response(422, "invalid",
+                                                                "the co-signature does not verify for that checkpoint",
+                                                                {{"field", "body"}});
+                                case R::malformed: break;
+                                }
+                                return http::error_response(422, "invalid", "the body must be one signature line "
+                                                                            "\"\u2014 NAME BASE64\"",
+                                                            {{"field", "body"}});
+                            } catch (const pqxx::failure& e) {
+                                return unavailable_response(e.what());
+                            }
+                        }));
+                    });
+                });
+}
 
 void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk,
                     const store::digest_signer* signer) {
@@ -454,8 +603,12 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                     // answer: `after` (a stream_version), `limit`; `next_after` when there is more.
                     const auto after = query_int(ctx, "after", 0, 0, std::numeric_limits<std::int64_t>::max());
                     const auto limit = query_int(ctx, "limit", 10000, 1, 10000);
-                    read(s, std::move(done), [id, after, limit](pqxx::connection& c) {
-                        pqxx::read_transaction tx(c);
+                    const auto proofs_q = ctx.query_value("proofs").value_or("false");
+                    if (proofs_q != "true" && proofs_q != "false")
+                        throw api_error(422, "invalid", "proofs must be true or false", {{"field", "proofs"}});
+                    const bool proofs = proofs_q == "true";
+                    read(s, std::move(done), [id, after, limit, proofs](pqxx::connection& c) {
+                        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
                         const auto stream = instance_stream(id);
                         const auto evs = store::read_stream_page(tx, stream, after, limit + 1);
                         if (evs.empty() && after == 0) throw api_error(404, "not_found", "no such instance");
@@ -468,7 +621,25 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                             }
                             out.push_back(views::event(evs[i]));
                         }
-                        return http::json_response(200, json::object{{"items", std::move(out)}, {"next_after", std::move(next)}});
+                        json::object answer{{"items", std::move(out)}, {"next_after", std::move(next)}};
+                        if (proofs) {
+                            // Each event's inclusion proof against the newest checkpoint (null
+                            // for an event newer than it), and that checkpoint.
+                            const auto cp = store::latest_checkpoint(tx);
+                            for (auto& item : answer["items"].as_array()) {
+                                auto& o = item.as_object();
+                                const auto p = o.at("position").as_int64();
+                                if (cp && p <= cp->tree_size) {
+                                    auto proof = inclusion_of(tx, p, cp->tree_size);
+                                    proof.erase("position");
+                                    o["proof"] = std::move(proof);
+                                } else {
+                                    o["proof"] = nullptr;
+                                }
+                            }
+                            answer["checkpoint"] = cp ? json::value(cp->text()) : json::value(nullptr);
+                        }
+                        return http::json_response(200, answer);
                     });
                 });
 

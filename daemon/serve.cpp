@@ -4,6 +4,7 @@
 #include "daemon/db_pool.h"
 #include "daemon/engine.h"
 #include "daemon/timer_service.h"
+#include "daemon/transparency.h"
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
@@ -16,7 +17,9 @@
 
 #include "ledger/clock.h"
 #include "ledger/store/conninfo.h"
+#include "ledger/store/checkpoint.h"
 #include "ledger/store/digest.h"
+#include "ledger/store/tree_store.h"
 #include "ledger/store/event_store.h"
 #include "ledger/store/migrate.h"
 #include "projections/projector.h"
@@ -121,6 +124,25 @@ int run_serve(const config& cfg) {
         }
     }
 
+    // The Merkle tree and its checkpoints (issue 14), signed with the same key as the digests.
+    transparency::options topts;
+    topts.database_url = store::for_daemon(cfg.database_url);
+    topts.origin = cfg.checkpoint_origin;
+    try {
+        const auto read_pem = [](const std::string& path) {
+            std::ifstream in(path);
+            if (!in) throw checkpoint::key_error("cannot read " + path);
+            return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        };
+        if (!cfg.digest_key_file.empty()) topts.key = checkpoint::private_key::from_pem(read_pem(cfg.digest_key_file));
+        for (const auto& [name, file] : cfg.witness_keys)
+            topts.witnesses.emplace_back(name, checkpoint::public_key::from_pem(read_pem(file)));
+    } catch (const checkpoint::key_error& e) {
+        std::cerr << "mqledger serve: --digest-key / --witness-key: " << e.what() << "\n";
+        return 2;
+    }
+    transparency tree(std::move(topts), now_source);
+
     // The ledger: one writer (group commit) whose batches update the projections in the same
     // transaction, a read pool, and the engine that decides between them.
     const policy_registry policies;
@@ -166,7 +188,7 @@ int run_serve(const config& cfg) {
     m.set_timer_leader(manual != nullptr);
     timers_ptr = &timers;
 
-    m.on_scrape([&reads, &now_source, &m, &eng, &store] {
+    m.on_scrape([&reads, &now_source, &m, &eng, &store, &tree] {
         {
             const auto c = eng.cache().statistics();
             const auto [events, bytes] = store.queued();
@@ -175,6 +197,17 @@ int run_serve(const config& cfg) {
         try {
             reads.with([&](pqxx::connection& c) {
                 pqxx::nontransaction tx(c);
+                metrics::transparency_figures t;
+                t.tree_size = store::tree_size(tx);
+                const auto cp = store::latest_checkpoint(tx);
+                if (cp) {
+                    t.checkpoint_size = cp->tree_size;
+                    t.checkpoint_age_seconds = std::chrono::duration<double>(now_source.now() - cp->created_at).count();
+                }
+                if (cp) t.cosigned = tree.cosigned(*cp);
+                else
+                    for (const auto& w : tree.witness_names()) t.cosigned.emplace_back(w, false);
+                m.set_transparency_figures(t);
                 const auto figures = projections::read_figures(tx, now_source.now());
                 metrics::projection_figures f;
                 for (const auto& [product, billing, state, n] : figures.instances) f.instances.push_back({product, billing, state, n});
@@ -196,12 +229,17 @@ int run_serve(const config& cfg) {
     http::router router(tokens.get());
     add_ops_routes(router, readiness, m, [&timers] { return timers.caught_up(); }, run_on_workers);
     add_api_routes(router, eng, reads, run_on_workers, now_source, signer.get());
+    add_transparency_routes(router, tree, reads, run_on_workers, m);
     if (manual)
         add_clock_routes(
             router, *manual,
-            [&eng, &now_source](time_point up_to) -> std::size_t {
+            [&eng, &now_source, &tree](time_point up_to) -> std::size_t {
                 try {
-                    return eng.fire_due(up_to);
+                    const auto fired = eng.fire_due(up_to);
+                    // Every clock move also extends the tree and signs a checkpoint, so tests
+                    // that move the clock see a checkpoint of everything written so far.
+                    tree.tick();
+                    return fired;
                 } catch (const std::exception& e) {
                     log_line(log_level::warn, "timers not fired", {{"error", e.what()}});
                     throw http::api_error(503, "unavailable",
@@ -318,6 +356,27 @@ int run_serve(const config& cfg) {
     };
     arm_digest();
 
+    // The Merkle tree is extended, and a checkpoint signed, every --checkpoint-interval.
+    net::steady_timer checkpoint_timer(ioc);
+    std::atomic<bool> tick_running{false};
+    std::function<void()> arm_checkpoint = [&] {
+        checkpoint_timer.expires_after(cfg.checkpoint_interval);
+        checkpoint_timer.async_wait([&](const boost::system::error_code& ec) {
+            if (ec || shutting_down) return;
+            if (!tick_running.exchange(true))
+                net::post(workers, [&] {
+                    try {
+                        (void)tree.tick();
+                    } catch (const std::exception& e) {
+                        log_line(log_level::warn, "Merkle tree not extended", {{"error", e.what()}});
+                    }
+                    tick_running = false;
+                });
+            arm_checkpoint();
+        });
+    };
+    arm_checkpoint();
+
     // Graceful shutdown: stop accepting, let in-flight requests finish for at most
     // --shutdown-timeout, then leave the event loop.
     net::signal_set stop_signals(ioc, SIGINT, SIGTERM);
@@ -331,6 +390,7 @@ int run_serve(const config& cfg) {
         hup.cancel();
         watchdog.cancel();
         digest_timer.cancel();
+        checkpoint_timer.cancel();
         deadline.expires_after(cfg.shutdown_timeout);
         deadline.async_wait([&](const boost::system::error_code& dec) {
             if (dec) return;
@@ -343,6 +403,16 @@ int run_serve(const config& cfg) {
 
     readiness.start();
     timers.start();
+    // The first tick at once: a daemon started on a ledger without a tree (just migrated) builds it.
+    tick_running = true;
+    net::post(workers, [&] {
+        try {
+            (void)tree.tick();
+        } catch (const std::exception& e) {
+            log_line(log_level::warn, "Merkle tree not extended", {{"error", e.what()}});
+        }
+        tick_running = false;
+    });
 
     std::vector<std::thread> pool;
     for (unsigned i = 1; i < cfg.threads; ++i) pool.emplace_back([&ioc] { run_loop(ioc); });
