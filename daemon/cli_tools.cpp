@@ -196,12 +196,51 @@ int verify_since_checkpoint(const config& cfg) {
 int run_verify(const config& cfg) {
     try {
         if (!cfg.since_checkpoint.empty()) return verify_since_checkpoint(cfg);
-        const auto chain = store::verify_chain(cfg.database_url);
+        // The chain, and on the way the Merkle tree of its hashes: the stored tree and the newest
+        // checkpoint must be that tree at their sizes.
+        std::int64_t stored_size = 0;
+        std::optional<store::stored_checkpoint> newest;
+        {
+            pqxx::connection conn(cfg.database_url);
+            pqxx::read_transaction tx(conn);
+            stored_size = store::tree_size(tx);
+            newest = store::latest_checkpoint(tx);
+        }
+        const auto newest_size = newest ? newest->tree_size : std::int64_t{-1};
+        merkle::tree_builder tree;
+        std::optional<merkle::hash> root_at_stored, root_at_newest;
+        if (stored_size == 0) root_at_stored = tree.root();
+        if (newest_size == 0) root_at_newest = tree.root();
+        const auto chain = store::verify_chain_after(cfg.database_url, 0, store::genesis_hash,
+                                                     [&](std::int64_t position, std::string_view h) {
+                                                         tree.append(merkle::event_leaf(h));
+                                                         if (position == stored_size) root_at_stored = tree.root();
+                                                         if (position == newest_size) root_at_newest = tree.root();
+                                                     });
         std::cout << "chain:       " << (chain.ok ? "ok" : "FAILED") << " (" << chain.events << " events, head "
                   << chain.head_position << " " << chain.head_hash << ")\n";
         if (!chain.ok) {
             std::cout << "first bad position: " << chain.bad_position.value_or(0) << ": " << chain.reason << "\n";
             return 1;
+        }
+        {
+            pqxx::connection conn(cfg.database_url);
+            pqxx::read_transaction tx(conn);
+            const auto stored_root =
+                store::with_tiles(tx, [stored_size](const merkle::tree_reader& t) { return t.root(stored_size); });
+            if (!root_at_stored || stored_root != *root_at_stored) {
+                std::cout << "tree:        FAILED: the stored Merkle tree of " << stored_size
+                          << " leaves is not the tree of the events' hashes\n";
+                return 1;
+            }
+            const auto note = newest ? checkpoint::parse(newest->note) : std::nullopt;
+            if (newest && (!note || !root_at_newest || note->root != *root_at_newest || newest->root != note->root)) {
+                std::cout << "tree:        FAILED: the newest checkpoint (" << newest_size
+                          << " leaves) is not the tree of the events' hashes\n";
+                return 1;
+            }
+            std::cout << "tree:        ok (the stored tree of " << stored_size << " leaves"
+                      << (newest ? " and the newest checkpoint's root are" : " is") << " the tree of the events)\n";
         }
         if (!cfg.since_digest.empty()) {
             const auto d = store::parse_digest(cfg.since_digest);

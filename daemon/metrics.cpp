@@ -161,10 +161,11 @@ metrics::metrics(std::string_view version) : impl_(std::make_unique<impl>()) {
     impl_->checkpoint_size->Set(-1);
     impl_->checkpoint_age = &prometheus::BuildGauge()
                                  .Name("mqledger_checkpoint_age_seconds")
-                                 .Help("Seconds since the newest checkpoint was signed (it only changes when "
-                                       "events were appended)")
+                                 .Help("Seconds since the newest checkpoint was signed (-1: none yet; it only "
+                                       "changes when events were appended)")
                                  .Register(*impl_->registry)
                                  .Add({});
+    impl_->checkpoint_age->Set(-1);
     impl_->cosigned = &prometheus::BuildGauge()
                            .Name("mqledger_checkpoint_cosigned")
                            .Help("1 when the newest checkpoint carries this witness's co-signature")
@@ -262,12 +263,13 @@ void metrics::set_transparency_figures(const transparency_figures& f) {
     impl_->tree_size->Set(static_cast<double>(f.tree_size));
     impl_->checkpoint_size->Set(static_cast<double>(f.checkpoint_size));
     impl_->checkpoint_age->Set(f.checkpoint_age_seconds);
-    for (const auto& [witness, yes] : f.cosigned) {
-        impl_->cosigned->Add({{"witness", witness}}).Set(yes ? 1 : 0);
-        // The counters of every configured witness exist from the start, at zero.
-        for (const char* result : {"accepted", "refused"})
-            impl_->cosignatures->Add({{"witness", witness}, {"result", result}});
-    }
+    for (const auto& [witness, yes] : f.cosigned) impl_->cosigned->Add({{"witness", witness}}).Set(yes ? 1 : 0);
+}
+
+void metrics::declare_witnesses(const std::vector<std::string>& names) {
+    for (const auto& w : names)
+        for (const char* result : {"accepted", "refused"}) impl_->cosignatures->Add({{"witness", w}, {"result", result}});
+    impl_->cosignatures->Add({{"witness", "unknown"}, {"result", "refused"}});
 }
 
 void metrics::observe_cosignature(std::string_view witness, bool accepted) {

@@ -66,10 +66,12 @@ public:
     struct transparency_figures {
         std::int64_t tree_size = 0;
         std::int64_t checkpoint_size = -1;        // -1: no checkpoint yet
-        double checkpoint_age_seconds = 0;        // by the daemon's clock
+        double checkpoint_age_seconds = -1;       // by the daemon's clock; -1: no checkpoint yet
         std::vector<std::pair<std::string, bool>> cosigned;   // per configured witness: on the newest checkpoint?
     };
     void set_transparency_figures(const transparency_figures& f);
+    /// Creates the co-signature counters of these witnesses (and of "unknown") at zero.
+    void declare_witnesses(const std::vector<std::string>& names);
     /// A co-signature POSTed by `witness` (a configured name, or "unknown"): accepted or refused.
     void observe_cosignature(std::string_view witness, bool accepted);
 

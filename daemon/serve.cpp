@@ -188,6 +188,7 @@ int run_serve(const config& cfg) {
     m.set_timer_leader(manual != nullptr);
     timers_ptr = &timers;
 
+    m.declare_witnesses(tree.witness_names());
     m.on_scrape([&reads, &now_source, &m, &eng, &store, &tree] {
         {
             const auto c = eng.cache().statistics();

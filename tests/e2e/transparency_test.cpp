@@ -279,7 +279,13 @@ TEST_CASE("verify --since-checkpoint checks only the events after a kept checkpo
         return run_mqledger({"verify", "--database-url", url, "--since-checkpoint", cp.string(), "--public-key", pub});
     };
 
-    SECTION("the untouched ledger: ok, judging only the 8 events after the checkpoint") {
+    SECTION("the untouched ledger: ok, judging only the 8 events after the checkpoint; the full verify checks the "
+            "tree too") {
+        const auto full = run_mqledger({"verify", "--database-url", db.db.url()});
+        INFO(full.out << full.err);
+        CHECK(full.exit_code == 0);
+        CHECK(full.out.find("tree:        ok (the stored tree of 28 leaves and the newest checkpoint's root") !=
+              std::string::npos);
         const auto v = verify_since(db.db.url(), kept_path, k.pub);
         INFO(v.out << v.err);
         CHECK(v.exit_code == 0);
@@ -372,6 +378,12 @@ TEST_CASE("verify --since-checkpoint checks only the events after a kept checkpo
         INFO(v.out << v.err);
         CHECK(v.exit_code == 1);
         CHECK(v.out.find("tree:        FAILED") != std::string::npos);
+        // The full verify builds the tree from the chain too.
+        const auto full = run_mqledger({"verify", "--database-url", db.db.url()});
+        INFO(full.out << full.err);
+        CHECK(full.exit_code == 1);
+        CHECK(full.out.find("chain:       ok") != std::string::npos);
+        CHECK(full.out.find("tree:        FAILED") != std::string::npos);
     }
     SECTION("events cut after the checkpoint are found") {
         pqxx::connection conn(db.db.url());
