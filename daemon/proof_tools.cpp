@@ -1,4 +1,4 @@
-// `mqledger proof check-inclusion | check-consistency` (README.md "For auditors: Merkle proofs
+// `mqledger proof check-inclusion | check-consistency` (README.md "Merkle proofs
 // and checkpoints"): the offline checks a customer or an auditor runs on files they were given,
 // with no database and no daemon. Each step prints what it checked; the first that fails says
 // why and the exit code is 1 (2: a file cannot be read or is not what it should be).

@@ -327,16 +327,25 @@ json::array hex_list(const std::vector<merkle::hash>& hashes) {
     return out;
 }
 
-// The inclusion proof of `position` in the tree of `tree_size` (both checked by the caller).
-json::object inclusion_of(pqxx::transaction_base& tx, std::int64_t position, std::int64_t tree_size) {
-    const auto proof = store::with_tiles(tx, [&](const merkle::tree_reader& t) {
-        return std::pair{t.subtree(0, position - 1), t.inclusion_proof(position - 1, tree_size)};
+// The inclusion proofs of `positions` in the tree of `tree_size` (all checked by the caller),
+// from one read of the tiles they need.
+std::vector<json::object> inclusions_of(pqxx::transaction_base& tx, const std::vector<std::int64_t>& positions,
+                                        std::int64_t tree_size) {
+    const auto proofs = store::with_tiles(tx, [&](const merkle::tree_reader& t) {
+        std::vector<std::pair<merkle::hash, std::vector<merkle::hash>>> out;
+        out.reserve(positions.size());
+        for (const auto p : positions) out.emplace_back(t.subtree(0, p - 1), t.inclusion_proof(p - 1, tree_size));
+        return out;
     });
-    return json::object{{"position", position},
-                        {"leaf_index", position - 1},
-                        {"tree_size", tree_size},
-                        {"leaf_hash", merkle::to_hex(proof.first)},
-                        {"hashes", hex_list(proof.second)}};
+    std::vector<json::object> out;
+    out.reserve(positions.size());
+    for (std::size_t i = 0; i < positions.size(); ++i)
+        out.push_back(json::object{{"position", positions[i]},
+                                   {"leaf_index", positions[i] - 1},
+                                   {"tree_size", tree_size},
+                                   {"leaf_hash", merkle::to_hex(proofs[i].first)},
+                                   {"hashes", hex_list(proofs[i].second)}});
+    return out;
 }
 
 } // namespace
@@ -401,7 +410,7 @@ void add_transparency_routes(http::router& r, transparency& t, db_pool& reads, r
                         if (position > size)
                             throw api_error(422, "invalid", "position is beyond the tree size",
                                             {{"field", "position"}, {"tree_size", size}});
-                        return http::json_response(200, inclusion_of(tx, position, size));
+                        return http::json_response(200, std::move(inclusions_of(tx, {position}, size).front()));
                     });
                 });
 
@@ -626,11 +635,16 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                             // Each event's inclusion proof against the newest checkpoint (null
                             // for an event newer than it), and that checkpoint.
                             const auto cp = store::latest_checkpoint(tx);
+                            std::vector<std::int64_t> covered;
+                            for (const auto& item : answer["items"].as_array())
+                                if (const auto p = item.at("position").as_int64(); cp && p <= cp->tree_size)
+                                    covered.push_back(p);
+                            auto answers = cp ? inclusions_of(tx, covered, cp->tree_size) : std::vector<json::object>{};
+                            std::size_t next_proof = 0;
                             for (auto& item : answer["items"].as_array()) {
                                 auto& o = item.as_object();
-                                const auto p = o.at("position").as_int64();
-                                if (cp && p <= cp->tree_size) {
-                                    auto proof = inclusion_of(tx, p, cp->tree_size);
+                                if (next_proof < covered.size() && o.at("position").as_int64() == covered[next_proof]) {
+                                    auto& proof = answers[next_proof++];
                                     proof.erase("position");
                                     o["proof"] = std::move(proof);
                                 } else {

@@ -1,4 +1,4 @@
-// `mqledger witness` (issue 14; README.md "For auditors: Merkle proofs and checkpoints"): a
+// `mqledger witness` (issue 14; README.md "Merkle proofs and checkpoints"): a
 // process run by someone other than the log's operator that co-signs the log's checkpoints.
 //
 // What a co-signature proves: the witness saw this checkpoint, and every checkpoint it signed
