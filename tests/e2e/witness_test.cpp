@@ -1,4 +1,4 @@
-// `mqledger witness` against real daemons (issue 14; README.md "For auditors: Merkle proofs and
+// `mqledger witness` against real daemons (issue 14; README.md "Merkle proofs and
 // checkpoints"): the first checkpoint is trusted on first use, co-signed and posted; a grown tree
 // is co-signed only along a verified consistency proof; the same tree again is nothing new
 // (unless the log lost the co-signature); a fork (another history under the same key and
