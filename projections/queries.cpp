@@ -96,24 +96,31 @@ std::vector<std::string> due_instances(pqxx::transaction_base& tx, const std::st
 
 std::vector<std::string> instance_streams_of_accounts_touching(pqxx::transaction_base& tx,
                                                                const std::vector<std::string>& streams) {
-    std::string list = "{";
-    for (std::size_t i = 0; i < streams.size(); ++i) {
-        if (i) list += ',';
-        list += '"';
-        for (char ch : streams[i]) {
-            if (ch == '"' || ch == '\\') list += '\\';
-            list += ch;
-        }
-        list += '"';
+    std::vector<std::string> instances, accounts;
+    for (const auto& s : streams) {
+        if (auto id = instance_id_of(s)) instances.push_back(std::move(*id));
+        else if (auto acc = account_id_of(s)) accounts.push_back(std::move(*acc));
     }
-    list += '}';
+    const auto array = [](const std::vector<std::string>& items) {
+        std::string out = "{";
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            if (i) out += ',';
+            out += '"';
+            for (char ch : items[i]) {
+                if (ch == '"' || ch == '\\') out += '\\';
+                out += ch;
+            }
+            out += '"';
+        }
+        return out + '}';
+    };
+    // Both lookups by index: instance_state's key, and its account_id index.
     std::vector<std::string> out;
     for (const auto& row : tx.exec_params(
-             "WITH s AS (SELECT unnest($1::text[]) AS stream),"
-             " a AS (SELECT substr(stream, 9) AS account_id FROM s WHERE stream LIKE 'account-%'"
-             "       UNION SELECT i.account_id FROM instance_state i JOIN s ON s.stream = 'instance-' || i.instance_id)"
+             "WITH a AS (SELECT unnest($2::text[]) AS account_id"
+             "           UNION SELECT account_id FROM instance_state WHERE instance_id = ANY($1::text[]))"
              " SELECT 'instance-' || i.instance_id FROM instance_state i JOIN a USING (account_id) ORDER BY 1",
-             list))
+             array(instances), array(accounts)))
         out.emplace_back(row[0].c_str());
     return out;
 }
