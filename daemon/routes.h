@@ -13,6 +13,7 @@ namespace mqledger {
 
 namespace store {
 class digest_signer;
+class tile_cache;
 } // namespace store
 
 class db_pool;
@@ -40,8 +41,9 @@ void add_clock_routes(http::router& r, manual_clock& clock, fire_due_fn fire_due
 
 /// Every route of API.md "Accounts", "Instances" and "Ledger".
 /// `signer` (may be null) signs the digest `GET /v1/ledger/head` answers.
+/// `tiles` (may be null) keeps the Merkle tiles that `?proofs=true` reads.
 void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk,
-                    const store::digest_signer* signer = nullptr);
+                    const store::digest_signer* signer = nullptr, store::tile_cache* tiles = nullptr);
 
 /// The Merkle tree's routes (README.md "HTTP API", issue 14): GET /v1/ledger/checkpoint,
 /// GET /v1/proofs/inclusion, GET /v1/proofs/consistency, POST /v1/ledger/checkpoint/cosignatures.

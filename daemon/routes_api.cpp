@@ -330,13 +330,16 @@ json::array hex_list(const std::vector<merkle::hash>& hashes) {
 // The inclusion proofs of `positions` in the tree of `tree_size` (all checked by the caller),
 // from one read of the tiles they need.
 std::vector<json::object> inclusions_of(pqxx::transaction_base& tx, const std::vector<std::int64_t>& positions,
-                                        std::int64_t tree_size) {
-    const auto proofs = store::with_tiles(tx, [&](const merkle::tree_reader& t) {
-        std::vector<std::pair<merkle::hash, std::vector<merkle::hash>>> out;
-        out.reserve(positions.size());
-        for (const auto p : positions) out.emplace_back(t.subtree(0, p - 1), t.inclusion_proof(p - 1, tree_size));
-        return out;
-    });
+                                        std::int64_t tree_size, store::tile_cache* tiles) {
+    const auto proofs = store::with_tiles(
+        tx,
+        [&](const merkle::tree_reader& t) {
+            std::vector<std::pair<merkle::hash, std::vector<merkle::hash>>> out;
+            out.reserve(positions.size());
+            for (const auto p : positions) out.emplace_back(t.subtree(0, p - 1), t.inclusion_proof(p - 1, tree_size));
+            return out;
+        },
+        tiles);
     std::vector<json::object> out;
     out.reserve(positions.size());
     for (std::size_t i = 0; i < positions.size(); ++i)
@@ -388,13 +391,13 @@ void add_transparency_routes(http::router& r, transparency& t, db_pool& reads, r
                 });
 
     r.add_async("GET", "/v1/proofs/inclusion", route_kind::read,
-                [run_read, max](const http::request_context& ctx, http::responder done) {
+                [run_read, max, tiles = &t.tiles()](const http::request_context& ctx, http::responder done) {
                     if (!ctx.query_value("position"))
                         throw api_error(422, "invalid", "position is required", {{"field", "position"}});
                     const auto position = query_int(ctx, "position", 0, 1, max);
                     const auto wanted = ctx.query_value("tree_size") ? std::optional(query_int(ctx, "tree_size", 0, 1, max))
                                                                      : std::nullopt;
-                    run_read(std::move(done), [position, wanted](pqxx::connection& c) {
+                    run_read(std::move(done), [position, wanted, tiles](pqxx::connection& c) {
                         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
                         std::int64_t size = 0;
                         if (wanted) {
@@ -410,24 +413,24 @@ void add_transparency_routes(http::router& r, transparency& t, db_pool& reads, r
                         if (position > size)
                             throw api_error(422, "invalid", "position is beyond the tree size",
                                             {{"field", "position"}, {"tree_size", size}});
-                        return http::json_response(200, std::move(inclusions_of(tx, {position}, size).front()));
+                        return http::json_response(200, std::move(inclusions_of(tx, {position}, size, tiles).front()));
                     });
                 });
 
     r.add_async("GET", "/v1/proofs/consistency", route_kind::read,
-                [run_read, max](const http::request_context& ctx, http::responder done) {
+                [run_read, max, tiles = &t.tiles()](const http::request_context& ctx, http::responder done) {
                     for (const char* k : {"from", "to"})
                         if (!ctx.query_value(k)) throw api_error(422, "invalid", std::string(k) + " is required", {{"field", k}});
                     const auto from = query_int(ctx, "from", 0, 1, max);
                     const auto to = query_int(ctx, "to", 0, 1, max);
                     if (from > to) throw api_error(422, "invalid", "from must not exceed to", {{"field", "from"}});
-                    run_read(std::move(done), [from, to](pqxx::connection& c) {
+                    run_read(std::move(done), [from, to, tiles](pqxx::connection& c) {
                         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
                         if (const auto built = store::tree_size(tx); to > built)
                             throw api_error(422, "invalid", "the tree does not reach that size yet",
                                             {{"field", "to"}, {"tree_size", built}});
                         const auto proof = store::with_tiles(
-                            tx, [&](const merkle::tree_reader& tree) { return tree.consistency_proof(from, to); });
+                            tx, [&](const merkle::tree_reader& tree) { return tree.consistency_proof(from, to); }, tiles);
                         return http::json_response(200, json::object{{"from", from}, {"to", to}, {"hashes", hex_list(proof)}});
                     });
                 });
@@ -478,7 +481,7 @@ void add_transparency_routes(http::router& r, transparency& t, db_pool& reads, r
 }
 
 void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk,
-                    const store::digest_signer* signer) {
+                    const store::digest_signer* signer, store::tile_cache* tiles) {
     const services s{eng, reads, std::move(run), clk};
 
     // ---- accounts ----
@@ -606,7 +609,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
     });
 
     r.add_async("GET", "/v1/instances/{id}/events", route_kind::read,
-                [s](const http::request_context& ctx, http::responder done) {
+                [s, tiles](const http::request_context& ctx, http::responder done) {
                     auto id = path_id(ctx, "instance");
                     // Paged by stream version so a long-lived instance never builds one huge
                     // answer: `after` (a stream_version), `limit`; `next_after` when there is more.
@@ -616,7 +619,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                     if (proofs_q != "true" && proofs_q != "false")
                         throw api_error(422, "invalid", "proofs must be true or false", {{"field", "proofs"}});
                     const bool proofs = proofs_q == "true";
-                    read(s, std::move(done), [id, after, limit, proofs](pqxx::connection& c) {
+                    read(s, std::move(done), [id, after, limit, proofs, tiles](pqxx::connection& c) {
                         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
                         const auto stream = instance_stream(id);
                         const auto evs = store::read_stream_page(tx, stream, after, limit + 1);
@@ -639,7 +642,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                             for (const auto& item : answer["items"].as_array())
                                 if (const auto p = item.at("position").as_int64(); cp && p <= cp->tree_size)
                                     covered.push_back(p);
-                            auto answers = cp ? inclusions_of(tx, covered, cp->tree_size) : std::vector<json::object>{};
+                            auto answers = cp ? inclusions_of(tx, covered, cp->tree_size, tiles) : std::vector<json::object>{};
                             std::size_t next_proof = 0;
                             for (auto& item : answer["items"].as_array()) {
                                 auto& o = item.as_object();

@@ -229,7 +229,7 @@ int run_serve(const config& cfg) {
     const run_blocking_fn run_on_workers = [&workers](std::function<void()> job) { net::post(workers, std::move(job)); };
     http::router router(tokens.get());
     add_ops_routes(router, readiness, m, [&timers] { return timers.caught_up(); }, run_on_workers);
-    add_api_routes(router, eng, reads, run_on_workers, now_source, signer.get());
+    add_api_routes(router, eng, reads, run_on_workers, now_source, signer.get(), &tree.tiles());
     add_transparency_routes(router, tree, reads, run_on_workers, m);
     if (manual)
         add_clock_routes(

@@ -65,6 +65,9 @@ public:
                                                                        const std::string& witness,
                                                                        const checkpoint::public_key& key);
 
+    /// The tiles the proof routes keep in memory (64 MiB).
+    [[nodiscard]] store::tile_cache& tiles() noexcept { return tiles_; }
+
     [[nodiscard]] bool signs() const noexcept { return opts_.key.has_value(); }
     [[nodiscard]] const std::string& origin() const noexcept { return opts_.origin; }
     [[nodiscard]] std::vector<std::string> witness_names() const;
@@ -75,6 +78,7 @@ private:
     const clock& clk_;
     std::mutex mutex_;
     std::unique_ptr<pqxx::connection> conn_;
+    store::tile_cache tiles_{64u << 20};
 };
 
 } // namespace mqledger

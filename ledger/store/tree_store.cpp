@@ -3,6 +3,7 @@
 #include "ledger/store/hash_chain.h"
 #include "ledger/store/pg_text.h"
 
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 
@@ -78,39 +79,82 @@ std::int64_t tree_size(pqxx::transaction_base& tx) {
     return tx.exec1("SELECT size FROM merkle_tree")[0].as<std::int64_t>();
 }
 
+std::shared_ptr<const std::string> tile_cache::get(int level, std::int64_t index, std::size_t min_bytes) {
+    std::lock_guard lock(mutex_);
+    const auto it = entries_.find({level, index});
+    if (it == entries_.end() || it->second.raw->size() < min_bytes) {
+        ++misses_;
+        return nullptr;
+    }
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    ++hits_;
+    return it->second.raw;
+}
+
+void tile_cache::put(int level, std::int64_t index, std::shared_ptr<const std::string> raw) {
+    std::lock_guard lock(mutex_);
+    if (raw->size() > capacity_) return;
+    const key k{level, index};
+    if (const auto it = entries_.find(k); it != entries_.end()) {
+        if (it->second.raw->size() >= raw->size()) return;   // a longer copy is cached already
+        bytes_ -= it->second.raw->size();
+        lru_.erase(it->second.lru);
+        entries_.erase(it);
+    }
+    lru_.push_front(k);
+    bytes_ += raw->size();
+    entries_.emplace(k, entry{std::move(raw), lru_.begin()});
+    while (bytes_ > capacity_ && !lru_.empty()) {
+        const auto victim = entries_.find(lru_.back());
+        bytes_ -= victim->second.raw->size();
+        entries_.erase(victim);
+        lru_.pop_back();
+    }
+}
+
 namespace detail {
 
-void tile_set::fetch(pqxx::transaction_base& tx) {
-    if (tiles_.empty()) return;
+void tile_set::want(int level, std::int64_t index) {
+    auto& w = tiles_[{level, index / merkle::tile_width}];
+    w.bytes = std::max(w.bytes, static_cast<std::size_t>(index % merkle::tile_width + 1) * 32);
+}
+
+void tile_set::fetch(pqxx::transaction_base& tx, tile_cache* cache) {
     std::string levels = "{", indices = "{";
-    bool first = true;
-    for (const auto& [key, raw] : tiles_) {
-        if (!first) {
+    bool any = false;
+    for (auto& [key, w] : tiles_) {
+        if (cache && (w.raw = cache->get(key.first, key.second, w.bytes))) continue;
+        if (any) {
             levels += ',';
             indices += ',';
         }
-        first = false;
+        any = true;
         levels += std::to_string(key.first);
         indices += std::to_string(key.second);
     }
+    if (!any) return;
     levels += '}';
     indices += '}';
     const auto rows = tx.exec_params(
         "SELECT t.level, t.idx, encode(t.hashes, 'hex') FROM merkle_tiles t"
         " JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) ON t.level = w.level AND t.idx = w.idx",
         levels, indices);
-    for (const auto& r : rows)
-        tiles_[{r[0].as<int>(), r[1].as<std::int64_t>()}] = raw_of_hex(r[2].c_str());
+    for (const auto& r : rows) {
+        const std::pair<int, std::int64_t> key{r[0].as<int>(), r[1].as<std::int64_t>()};
+        auto raw = std::make_shared<const std::string>(raw_of_hex(std::string_view(r[2].c_str(), r[2].size())));
+        if (cache) cache->put(key.first, key.second, raw);
+        tiles_[key].raw = std::move(raw);
+    }
 }
 
 merkle::hash tile_set::hash_at(int level, std::int64_t index) const {
     const auto it = tiles_.find({level, index / merkle::tile_width});
     const auto offset = static_cast<std::size_t>(index % merkle::tile_width) * 32;
-    if (it == tiles_.end() || it->second.size() < offset + 32)
+    if (it == tiles_.end() || !it->second.raw || it->second.raw->size() < offset + 32)
         throw std::runtime_error("the Merkle tree has no hash at level " + std::to_string(level) + " index " +
                                  std::to_string(index) + " (is it extended that far?)");
     merkle::hash h{};
-    std::copy_n(reinterpret_cast<const unsigned char*>(it->second.data()) + offset, 32, h.begin());
+    std::copy_n(reinterpret_cast<const unsigned char*>(it->second.raw->data()) + offset, 32, h.begin());
     return h;
 }
 
@@ -125,7 +169,7 @@ merkle::tree_builder stored_builder_at(pqxx::transaction_base& tx, std::int64_t 
         const auto count = size / span;
         if (count == 0) break;
         counts.emplace_back(level, count);
-        set.want(level, (count - 1) / merkle::tile_width);
+        set.want(level, count - 1);
         if (span > std::numeric_limits<std::int64_t>::max() / merkle::tile_width) break;
         span *= merkle::tile_width;
     }

@@ -10,8 +10,12 @@
 
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <cstdint>
+#include <list>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -22,13 +26,40 @@ namespace mqledger::store {
 /// How many leaves the stored tree holds.
 [[nodiscard]] std::int64_t tree_size(pqxx::transaction_base& tx);
 
+/// Tiles kept in memory between computations (the daemon's proof routes). A stored hash never
+/// changes, so a cached tile answers every computation that needs no more of it than it holds;
+/// a longer one is read again. Least recently used tiles go first past `capacity_bytes`.
+/// Thread-safe.
+class tile_cache {
+public:
+    explicit tile_cache(std::size_t capacity_bytes) : capacity_(capacity_bytes) {}
+    /// The tile, if it holds at least `min_bytes`.
+    [[nodiscard]] std::shared_ptr<const std::string> get(int level, std::int64_t index, std::size_t min_bytes);
+    void put(int level, std::int64_t index, std::shared_ptr<const std::string> raw);
+    [[nodiscard]] std::uint64_t hits() const noexcept { return hits_; }
+    [[nodiscard]] std::uint64_t misses() const noexcept { return misses_; }
+
+private:
+    using key = std::pair<int, std::int64_t>;
+    struct entry {
+        std::shared_ptr<const std::string> raw;
+        std::list<key>::iterator lru;
+    };
+    std::mutex mutex_;
+    std::size_t capacity_;
+    std::size_t bytes_ = 0;
+    std::map<key, entry> entries_;
+    std::list<key> lru_;   // most recent first
+    std::atomic<std::uint64_t> hits_{0}, misses_{0};
+};
+
 /// The tiles a tree computation reads, fetched in one round trip: `compute` runs once against a
 /// recorder (which answers zero hashes and notes which tiles are asked for: which tiles a proof
 /// needs never depends on the hashes), the tiles are read with one query, and `compute` runs
 /// again on them. Throws std::runtime_error when a tile the computation needs is missing or
 /// too short (the tree does not reach that far).
 template <class Compute>
-auto with_tiles(pqxx::transaction_base& tx, Compute compute);
+auto with_tiles(pqxx::transaction_base& tx, Compute compute, tile_cache* cache = nullptr);
 
 /// A builder holding the stored tree as it was at `size` leaves (the tiles truncated to it), to
 /// go on from there with other leaves (an incremental audit). Throws std::runtime_error when the
@@ -80,27 +111,32 @@ namespace detail {
 /// The tiles read for one computation, by (level, index).
 class tile_set {
 public:
-    void want(int level, std::int64_t tile) { tiles_.try_emplace({level, tile}); }
-    [[nodiscard]] const std::map<std::pair<int, std::int64_t>, std::string>& tiles() const noexcept { return tiles_; }
-    void fetch(pqxx::transaction_base& tx);
+    /// Notes that the hash at (level, index) will be read.
+    void want(int level, std::int64_t index);
+    /// Reads every tile wanted (those `cache` holds long enough from it, the others in one query).
+    void fetch(pqxx::transaction_base& tx, tile_cache* cache = nullptr);
     [[nodiscard]] merkle::hash hash_at(int level, std::int64_t index) const;
 
 private:
-    std::map<std::pair<int, std::int64_t>, std::string> tiles_;   // raw bytes, 32 per hash
+    struct wanted {
+        std::size_t bytes = 0;                      // how much of the tile the computation reads
+        std::shared_ptr<const std::string> raw;     // 32 bytes per hash
+    };
+    std::map<std::pair<int, std::int64_t>, wanted> tiles_;
 };
 } // namespace detail
 
 template <class Compute>
-auto with_tiles(pqxx::transaction_base& tx, Compute compute) {
+auto with_tiles(pqxx::transaction_base& tx, Compute compute, tile_cache* cache) {
     detail::tile_set set;
     {
         const auto recorder = merkle::tree_reader::planner([&set](int level, std::int64_t index) {
-            set.want(level, index / merkle::tile_width);
+            set.want(level, index);
             return merkle::hash{};
         });
         (void)compute(recorder);
     }
-    set.fetch(tx);
+    set.fetch(tx, cache);
     const merkle::tree_reader reader([&set](int level, std::int64_t index) { return set.hash_at(level, index); });
     return compute(reader);
 }
