@@ -37,13 +37,6 @@ std::string raw_of(const std::vector<merkle::hash>& hashes) {
     return out;
 }
 
-std::vector<merkle::hash> hashes_of(const std::string& raw) {
-    std::vector<merkle::hash> out(raw.size() / 32);
-    for (std::size_t i = 0; i < out.size(); ++i)
-        std::copy_n(reinterpret_cast<const unsigned char*>(raw.data()) + 32 * i, 32, out[i].begin());
-    return out;
-}
-
 std::vector<std::string> parse_text_array(const pqxx::field& f) {
     std::vector<std::string> out;
     auto parser = f.as_array();
@@ -195,16 +188,11 @@ tree_extension extend_tree(pqxx::connection& conn, std::int64_t max_leaves) {
     out.ran = true;
     out.from = locked[0][0].as<std::int64_t>();
 
-    // The last tile of every level: all a builder needs to go on (merkle.h).
-    std::vector<merkle::tree_builder::tile> last;
-    for (const auto& r : tx.exec("SELECT DISTINCT ON (level) level, idx, encode(hashes, 'hex') FROM merkle_tiles"
-                                 " ORDER BY level, idx DESC"))
-        last.push_back({r[0].as<int>(), r[1].as<std::int64_t>(), hashes_of(raw_of_hex(r[2].c_str()))});
-    merkle::tree_builder builder;
-    builder.resume(out.from, std::move(last));
-
     const auto rows = tx.exec_params("SELECT position, hash FROM events WHERE position > $1 ORDER BY position LIMIT $2",
                                      out.from, max_leaves);
+    // The last tile of every level at the stored size, read by key (a few tiles whatever the
+    // tree's size): all a builder needs to go on (merkle.h).
+    merkle::tree_builder builder = stored_builder_at(tx, out.from);
     std::int64_t expected = out.from + 1;
     for (const auto& r : rows) {
         if (r[0].as<std::int64_t>() != expected) break;   // a gap: not committed yet
