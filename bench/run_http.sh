@@ -11,6 +11,12 @@
 #               deploys N payg Kafka instances, then times one `POST /v1/clock
 #               {"advance_seconds": 3600}` (one hourly settlement per instance; target <= 5 s)
 #   both        (default) http, then settlement, each on its own database and daemon
+#   tree        the http run with and without the Merkle tree (issue 14: with >= 0.9x without),
+#               alternating daemons that differ only in --checkpoint-interval, all with a fresh
+#               --digest-key (so every tick also signs a checkpoint): `off` 86400 (the tree is
+#               extended once, at start), `10s` the default 10, `1s` 1 (strict); rounds in
+#               ABC CBA ... order; per run commands/s, p99, and the tree size / newest checkpoint
+#               at the end; then the mean per variant, the ratios to `off`, and `result:` lines
 #
 # For each run: `deploy/pg.sh start` (no-op when the cluster runs), CREATE DATABASE
 # bench_http_<pid>_<mode>, `mqledger migrate` on it as the owner, `mqledger serve --listen
@@ -24,6 +30,8 @@
 #   BENCH_SETTLEMENT_N   instances for the settlement run [100000]
 #   BENCH_CLOCK_START    the manual clock's start, a whole hour [2026-01-05T00:00:00Z]
 #   BENCH_SERVE_ARGS     extra `mqledger serve` options (e.g. "--threads 2 --log-level warn")
+#   BENCH_TREE_ROUNDS    tree: rounds over the variants [2]
+#   BENCH_TREE_VARIANTS  tree: which, in order [off 10s 1s]
 #   BENCH_LOG_DIR        where the daemon logs go [a fresh mktemp -d]
 #   BENCH_KEEP_DATABASE  1: keep the scratch databases (for `mqledger verify`, psql) [0]
 #
@@ -37,9 +45,9 @@ cd "$root"
 
 mode="${1:-both}"
 case "$mode" in
-    http | settlement | both) shift || true ;;
+    http | settlement | both | tree) shift || true ;;
     -*) mode=both ;;
-    *) echo "usage: bench/run_http.sh [http|settlement|both] [bench_http options...]" >&2; exit 2 ;;
+    *) echo "usage: bench/run_http.sh [http|settlement|both|tree] [bench_http options...]" >&2; exit 2 ;;
 esac
 extra=("$@")
 
@@ -87,7 +95,12 @@ cleanup() {
     fi
     db=""
 }
-trap cleanup EXIT
+keydir=""
+on_exit() {
+    cleanup
+    if [[ -n "$keydir" ]]; then rm -rf "$keydir"; fi
+}
+trap on_exit EXIT
 trap 'exit 130' INT TERM
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
@@ -136,5 +149,68 @@ if [[ "$mode" == settlement || "$mode" == both ]]; then
     echo "daemon memory after the settlement: $(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$daemon_pid/status") MB RSS," \
          "peak $(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$daemon_pid/status") MB; state cache entries ${cache_entries:-?}"
     cleanup
+fi
+if [[ "$mode" == tree ]]; then
+    keydir="$(mktemp -d /tmp/bench_tree_key.XXXXXX)"
+    openssl genpkey -algorithm ed25519 -out "$keydir/log.pem" 2>/dev/null
+    chmod 600 "$keydir/log.pem"
+    rounds="${BENCH_TREE_ROUNDS:-2}"
+    read -r -a variants <<<"${BENCH_TREE_VARIANTS:-off 10s 1s}"
+    declare -A tree_sum=() tree_runs=() tree_list=()
+    for ((round = 1; round <= rounds; round++)); do
+        order=("${variants[@]}")
+        if ((round % 2 == 0)); then   # ABC CBA: a drift in the machine's state hits every variant alike
+            order=()
+            for ((k = ${#variants[@]} - 1; k >= 0; k--)); do order+=("${variants[k]}"); done
+        fi
+        for v in "${order[@]}"; do
+            case "$v" in
+                off) interval=86400 ;;
+                10s) interval=10 ;;
+                1s) interval=1 ;;
+                *) echo "run_http.sh: unknown tree variant $v (off, 10s, 1s)" >&2; exit 2 ;;
+            esac
+            name="tree_${v}_$round"
+            start_daemon "$name" --digest-key "$keydir/log.pem" --checkpoint-interval "$interval"
+            echo "   variant $v: --checkpoint-interval $interval --digest-key (round $round of $rounds)"
+            context
+            out="$("$bench" --url "http://127.0.0.1:$port" --connections "$connections" --seconds "$seconds" \
+                --warmup "$warmup" --threads "$threads" "${extra[@]}" 2>&1)" || status=1
+            printf '%s\n' "$out"
+            context
+            cps="$(awk '/commands\/s \(2xx\)/ { print $1 }' <<<"$out" | tail -n1)"
+            p99="$(awk '/latency ms:/ { for (i = 1; i < NF; i++) if ($i == "p99") print $(i+1) }' <<<"$out" | tail -n1)"
+            head_pos="$(curl -fsS "http://127.0.0.1:$port/v1/ledger/head" 2>/dev/null | sed -n 's/.*"position":\([0-9]*\).*/\1/p')"
+            cp_size="$(curl -fsS "http://127.0.0.1:$port/v1/ledger/checkpoint" 2>/dev/null | sed -n 2p)"
+            made="$(grep -c '"msg":"checkpoint"' "$logdir/$name.daemon.log" || true)"
+            echo "tree: variant=$v round=$round commands_per_s=${cps:-?} p99_ms=${p99:-?} head=${head_pos:-?}" \
+                "newest_checkpoint=${cp_size:-none} checkpoints_made=${made:-0}"
+            if [[ -n "$cps" ]]; then
+                tree_sum[$v]="$(awk -v a="${tree_sum[$v]:-0}" -v b="$cps" 'BEGIN { printf "%.6f", a + b }')"
+                tree_runs[$v]=$((${tree_runs[$v]:-0} + 1))
+                tree_list[$v]="${tree_list[$v]:-}${tree_list[$v]:+ }$cps"
+            fi
+            cleanup
+        done
+    done
+    echo
+    echo "tree summary ($rounds round(s), ${seconds} s windows, $connections connections):"
+    off_mean=""
+    [[ -n "${tree_runs[off]:-}" ]] && off_mean="$(awk -v s="${tree_sum[off]}" -v n="${tree_runs[off]}" 'BEGIN { printf "%.1f", s / n }')"
+    for v in "${variants[@]}"; do
+        [[ -n "${tree_runs[$v]:-}" ]] || continue
+        mean="$(awk -v s="${tree_sum[$v]}" -v n="${tree_runs[$v]}" 'BEGIN { printf "%.1f", s / n }')"
+        ratio=""
+        [[ -n "$off_mean" ]] && ratio="$(awk -v a="$mean" -v b="$off_mean" 'BEGIN { if (b > 0) printf "%.3f", a / b }')"
+        echo "  $v: mean $mean commands/s (runs: ${tree_list[$v]})${ratio:+, ratio to off $ratio}"
+        echo "result: tree_${v}_cps $mean"
+        echo "result: tree_${v}_runs ${tree_list[$v]// /,}"
+        [[ -n "$ratio" && "$v" != off ]] && echo "result: tree_${v}_ratio $ratio"
+    done
+    if [[ -n "$off_mean" && -n "${tree_runs[1s]:-}" ]]; then
+        r="$(awk -v s="${tree_sum[1s]}" -v n="${tree_runs[1s]}" -v b="$off_mean" 'BEGIN { printf "%.3f", s / n / b }')"
+        echo "target (issue 14): HTTP commands/s with the tree (--checkpoint-interval 1 and a key) >= 0.9x without:" \
+            "$(awk -v r="$r" 'BEGIN { print (r >= 0.9 ? "PASS" : "SHORT") }') ($r)"
+    fi
 fi
 exit "$status"
