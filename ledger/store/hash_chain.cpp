@@ -34,15 +34,19 @@ std::string to_hex(const unsigned char* bytes, std::size_t n) {
     return out;
 }
 
-std::string sha256_hex(std::string_view bytes) {
+void sha256_raw(std::initializer_list<std::string_view> parts, unsigned char* out) {
     thread_local md_ctx local;
-    unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (local.ctx == nullptr || EVP_DigestInit_ex(local.ctx, sha256_md(), nullptr) != 1 ||
-        EVP_DigestUpdate(local.ctx, bytes.data(), bytes.size()) != 1 ||
-        EVP_DigestFinal_ex(local.ctx, digest, &len) != 1)
+    bool ok = local.ctx != nullptr && EVP_DigestInit_ex(local.ctx, sha256_md(), nullptr) == 1;
+    for (const auto part : parts) ok = ok && EVP_DigestUpdate(local.ctx, part.data(), part.size()) == 1;
+    if (!ok || EVP_DigestFinal_ex(local.ctx, out, &len) != 1 || len != 32)
         throw std::runtime_error("SHA-256 failed (OpenSSL EVP)");
-    return to_hex(digest, len);
+}
+
+std::string sha256_hex(std::string_view bytes) {
+    unsigned char digest[32];
+    sha256_raw({bytes}, digest);
+    return to_hex(digest, sizeof digest);
 }
 
 namespace {

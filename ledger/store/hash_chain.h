@@ -5,6 +5,7 @@
 #include "ledger/types.h"
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,10 @@ inline constexpr std::string_view genesis_hash =
 
 /// `n` bytes as lower-case hex. Pure.
 [[nodiscard]] std::string to_hex(const unsigned char* bytes, std::size_t n);
+
+/// SHA-256 (OpenSSL EVP) of the concatenated `parts`, as 32 raw bytes into `out`. Thread-safe;
+/// the one place that hashes (one digest context per thread, the algorithm fetched once).
+void sha256_raw(std::initializer_list<std::string_view> parts, unsigned char* out);
 
 /// Lower-case hex SHA-256 (OpenSSL EVP) of `bytes`. Thread-safe.
 [[nodiscard]] std::string sha256_hex(std::string_view bytes);

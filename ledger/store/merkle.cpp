@@ -2,8 +2,6 @@
 
 #include "ledger/store/hash_chain.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <bit>
 #include <limits>
@@ -12,35 +10,13 @@ namespace mqledger::merkle {
 
 namespace {
 
-// As in hash_chain.cpp: fetch SHA-256 once and keep one digest context per thread (a proof costs
-// hundreds of 65-byte hashes, where OpenSSL 3's implicit fetch would dominate).
-const EVP_MD* sha256_md() {
-    static const EVP_MD* md = [] {
-        const EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-        return m != nullptr ? m : EVP_sha256();
-    }();
-    return md;
-}
-
-struct md_ctx {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~md_ctx() { EVP_MD_CTX_free(ctx); }
-    md_ctx() = default;
-    md_ctx(const md_ctx&) = delete;
-    md_ctx& operator=(const md_ctx&) = delete;
-};
-
-/// SHA-256(prefix || a || b); no prefix byte when `prefix` is negative.
+/// SHA-256(prefix || a || b) (store::sha256_raw); no prefix byte when `prefix` is negative.
 hash sha256(int prefix, const void* a, std::size_t na, const void* b = nullptr, std::size_t nb = 0) {
-    thread_local md_ctx local;
-    const unsigned char p = static_cast<unsigned char>(prefix);
+    const char p = static_cast<char>(prefix);
     hash out;
-    unsigned int len = 0;
-    if (local.ctx == nullptr || EVP_DigestInit_ex(local.ctx, sha256_md(), nullptr) != 1 ||
-        (prefix >= 0 && EVP_DigestUpdate(local.ctx, &p, 1) != 1) || EVP_DigestUpdate(local.ctx, a, na) != 1 ||
-        (nb > 0 && EVP_DigestUpdate(local.ctx, b, nb) != 1) || EVP_DigestFinal_ex(local.ctx, out.data(), &len) != 1 ||
-        len != out.size())
-        throw std::runtime_error("SHA-256 failed (OpenSSL EVP)");
+    store::sha256_raw({std::string_view(&p, prefix >= 0 ? 1 : 0), std::string_view(static_cast<const char*>(a), na),
+                       std::string_view(static_cast<const char*>(b), nb)},
+                      out.data());
     return out;
 }
 
