@@ -1,5 +1,11 @@
 #include "daemon/logging.h"
 
+#include "daemon/utf8_sanitize.h"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -7,52 +13,80 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 
 namespace mqledger {
+namespace json = boost::json;
+
 namespace {
 
 // Set once by setup_logging before any thread starts; read by every log call.
 std::atomic<bool> json_lines{false};
 
-// Marks a payload that is already a JSON fragment of fields (`"msg":"…","k":v`), so that the
-// formatter does not quote it again.
-constexpr char fragment_mark = '\x1e';
+// The fields of the line that this thread is logging right now (log_line sets it around its
+// synchronous call into spdlog, whose formatter runs on the calling thread), with the payload it
+// belongs to, so that a line not made by log_line (none is, today) is never given them.
+struct pending_line {
+    const json::object* fields = nullptr;
+    const char* payload = nullptr;
+};
+thread_local pending_line pending;
 
-void append_json_value(std::string& out, const log_field& f) {
-    std::visit(
-        [&out](const auto& v) {
+// `key`, or `key_`, `key__`… when the object already has it: a field never overwrites ts, level,
+// msg or an earlier field, and the line never has a duplicate key.
+std::string unique_key(const json::object& o, std::string_view key) {
+    std::string k = sanitize_utf8(key);
+    while (o.contains(k)) k += '_';
+    return k;
+}
+
+// Every string goes in as UTF-8 (Boost.JSON's serializer escapes quotes, backslashes and control
+// characters but copies other bytes as they are); a double that is not finite is null (the
+// serializer would write Infinity or NaN, which are not JSON).
+json::value json_of(const log_field& f) {
+    return std::visit(
+        [](const auto& v) -> json::value {
             using T = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<T, std::string_view>) {
-                out += '"';
-                out += json_escape(v);
-                out += '"';
-            } else if constexpr (std::is_same_v<T, bool>) {
-                out += v ? "true" : "false";
-            } else if constexpr (std::is_same_v<T, double>) {
-                char buf[32];
-                const int n = std::snprintf(buf, sizeof buf, "%.6g", v);
-                out.append(buf, static_cast<std::size_t>(n));
-            } else {
-                out += std::to_string(v);
-            }
+            if constexpr (std::is_same_v<T, std::string_view>) return json::string(sanitize_utf8(v));
+            else if constexpr (std::is_same_v<T, double>) return std::isfinite(v) ? json::value(v) : json::value(nullptr);
+            else return json::value(v);
         },
         f.value);
 }
 
 void append_text_value(std::string& out, const log_field& f) {
     if (const auto* s = std::get_if<std::string_view>(&f.value)) {
-        const bool quote = s->empty() || s->find_first_of(" \t\"=") != std::string_view::npos;
-        if (quote) out += '"' + json_escape(*s) + '"';
-        else out += *s;
+        const auto text = sanitize_utf8(*s);
+        const bool quote = text.empty() || std::any_of(text.begin(), text.end(), [](char c) {
+                               return c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20 ||
+                                      c == 0x7f;
+                           });
+        if (quote) out += '"' + json_escape(text) + '"';
+        else out += text;
         return;
     }
-    append_json_value(out, f);
+    std::visit(
+        [&out](const auto& v) {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, bool>) {
+                out += v ? "true" : "false";
+            } else if constexpr (std::is_same_v<T, double>) {
+                char buf[32];
+                const int n = std::snprintf(buf, sizeof buf, "%.6g", v);
+                out.append(buf, static_cast<std::size_t>(n));
+            } else if constexpr (std::is_same_v<T, std::int64_t>) {
+                out += std::to_string(v);
+            }
+        },
+        f.value);
 }
 
-// {"ts":"2026-11-23T12:00:00.123456Z","level":"info","msg":"…",…}
+// {"ts":"2026-11-23T12:00:00.123456Z","level":"info","msg":"…",…}: one boost::json::object per
+// line, written by boost::json::serialize, so no message or field can break the line's JSON.
 class json_formatter final : public spdlog::formatter {
 public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -66,22 +100,20 @@ public:
         const int n = std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
                                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                                     static_cast<long>(micros));
-        std::string line = "{\"ts\":\"";
-        line.append(ts, static_cast<std::size_t>(n));
-        line += "\",\"level\":\"";
         const auto level = spdlog::level::to_string_view(msg.level);
-        line.append(level.data(), level.size());
-        line += "\",";
+        json::object line;
+        line.reserve(3 + (pending.fields ? pending.fields->size() : 0));
+        line.emplace("ts", std::string_view(ts, static_cast<std::size_t>(n)));
+        line.emplace("level", std::string_view(level.data(), level.size()));
         const std::string_view payload(msg.payload.data(), msg.payload.size());
-        if (!payload.empty() && payload.front() == fragment_mark) {
-            line += payload.substr(1);
+        if (pending.fields && pending.payload == msg.payload.data()) {
+            for (const auto& kv : *pending.fields) line.emplace(unique_key(line, kv.key()), kv.value());
         } else {
-            line += "\"msg\":\"";
-            line += json_escape(payload);
-            line += '"';
+            line.emplace("msg", sanitize_utf8(payload));
         }
-        line += "}\n";
-        dest.append(line.data(), line.data() + line.size());
+        auto text = json::serialize(line);
+        text += '\n';
+        dest.append(text.data(), text.data() + text.size());
     }
     [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override {
         return std::make_unique<json_formatter>();
@@ -149,22 +181,28 @@ void setup_logging(log_format f, std::string_view level) {
 void log_line(log_level level, std::string_view message, std::initializer_list<log_field> fields) {
     const auto lvl = to_spdlog(level);
     if (!spdlog::default_logger_raw()->should_log(lvl)) return;
-    std::string out;
     if (json_lines) {
-        out += fragment_mark;
-        out += "\"msg\":\"" + json_escape(message) + '"';
-        for (const auto& f : fields) {
-            out += ",\"" + json_escape(f.key) + "\":";
-            append_json_value(out, f);
+        json::object line;
+        line.reserve(1 + fields.size());
+        line.emplace("msg", sanitize_utf8(message));
+        for (const auto& f : fields) line.emplace(unique_key(line, f.key), json_of(f));
+        // The formatter takes the fields from here, on this thread, during the call.
+        pending = {&line, message.data()};
+        try {
+            spdlog::default_logger_raw()->log(lvl, spdlog::string_view_t(message.data(), message.size()));
+        } catch (...) {
+            pending = {};
+            throw;
         }
-    } else {
-        out += message;
-        for (const auto& f : fields) {
-            out += ' ';
-            out += f.key;
-            out += '=';
-            append_text_value(out, f);
-        }
+        pending = {};
+        return;
+    }
+    std::string out = sanitize_utf8(message);
+    for (const auto& f : fields) {
+        out += ' ';
+        out += sanitize_utf8(f.key);
+        out += '=';
+        append_text_value(out, f);
     }
     spdlog::default_logger_raw()->log(lvl, spdlog::string_view_t(out.data(), out.size()));
 }

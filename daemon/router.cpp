@@ -6,6 +6,10 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/url/parse_path.hpp>
+#include <boost/url/parse_query.hpp>
+#include <boost/url/pct_string_view.hpp>
+#include <boost/url/rfc/pchars.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -57,30 +61,12 @@ boost::json::value request_context::json_body() const {
     return v;
 }
 
+// Percent-decoding is Boost.URL's: make_pct_string_view checks every escape (a '%' followed by
+// two hex digits), decode() undoes them; any other byte is kept as it is.
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= s.size()) return std::nullopt;
-            const auto hex = [](char h) -> int {
-                if (h >= '0' && h <= '9') return h - '0';
-                if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-                if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-                return -1;
-            };
-            const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-            if (hi < 0 || lo < 0) return std::nullopt;
-            out += static_cast<char>(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            out += ' ';
-        } else {
-            out += c;
-        }
-    }
-    return out;
+    const auto checked = boost::urls::make_pct_string_view(s);
+    if (!checked) return std::nullopt;
+    return checked->decode(boost::urls::encoding_opts(plus_is_space));
 }
 
 namespace {
@@ -99,6 +85,61 @@ std::string shown(std::string_view s) {
         } else {
             out += static_cast<char>(c);
         }
+    }
+    return out;
+}
+
+// Beast passes request targets with bytes that RFC 3986 does not allow unescaped (0x80-0xFF,
+// '"', '<', '>', '\\', '^', '`', '{', '|', '}', '[', ']', '#'); Boost.URL's grammar refuses
+// them. Such a byte is taken as its own percent-escape (what a browser would have sent), so an
+// id decodes as it always did; '%' is left alone, so a bad escape is still refused by the parse.
+template <typename CharSet>
+std::string escape_stray(std::string_view s, const CharSet& allowed) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        if (c == '%' || allowed(static_cast<char>(c))) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+constexpr auto path_chars = boost::urls::pchars + '/';
+constexpr auto query_chars = boost::urls::pchars + '/' + '?';
+
+// The decoded segments of an absolute path (Boost.URL's parse_path); nullopt on a bad escape.
+// Every '/' opens a segment, so "/a/" ends with an empty one and "/" is one empty segment.
+std::optional<std::vector<std::string>> path_segments(std::string_view raw_path) {
+    auto escaped = escape_stray(raw_path, path_chars);
+    // Boost.URL reads a leading "/./" as the prefix that keeps "//x" from looking like an
+    // authority, and drops that "." segment; here it is a segment like any other (no dot-segment
+    // is removed anywhere else either), so "/./v1/clock" stays a path of three segments.
+    if (escaped.starts_with("/./")) escaped.replace(1, 1, "%2E");
+    const auto parsed = boost::urls::parse_path(escaped);
+    if (!parsed) return std::nullopt;
+    std::vector<std::string> out;
+    for (const auto seg : *parsed) out.push_back(seg.decode());
+    if (out.empty()) out.emplace_back();   // "/": Boost.URL counts no segment
+    return out;
+}
+
+// The query's key=value pairs in order, decoded with '+' as space (Boost.URL's parse_query);
+// empty pairs ("a=1&&b=2") are skipped. nullopt on a bad escape.
+std::optional<std::vector<std::pair<std::string, std::string>>> query_pairs(std::string_view raw_query) {
+    const auto escaped = escape_stray(raw_query, query_chars);
+    const auto parsed = boost::urls::parse_query(escaped);
+    if (!parsed) return std::nullopt;
+    const boost::urls::encoding_opts form(true);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto p : *parsed) {
+        if (p.key.empty() && !p.has_value) continue;
+        out.emplace_back(p.key.decode(form), p.has_value ? p.value.decode(form) : std::string());
     }
     return out;
 }
@@ -186,17 +227,16 @@ response router::dispatch(const request& req, const responder* done, bool& defer
         if (raw_path.empty() || raw_path.front() != '/')
             return error_response(404, "not_found", "no route for " + shown(req.method) + " " + shown(raw_path));
 
-        std::vector<std::string> segs;
-        for (auto s : split_path(raw_path)) {
-            auto decoded = percent_decode(s);
-            if (!decoded) return error_response(400, "malformed", "bad percent-encoding in the path");
+        auto decoded = path_segments(raw_path);
+        if (!decoded) return error_response(400, "malformed", "bad percent-encoding in the path");
+        const std::vector<std::string> segs = std::move(*decoded);
+        for (const auto& seg : segs) {
             // Ids travel on into SQL parameters and stream names: no control bytes, only UTF-8.
-            const bool controls = std::any_of(decoded->begin(), decoded->end(), [](char c) {
+            const bool controls = std::any_of(seg.begin(), seg.end(), [](char c) {
                 return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
             });
-            if (controls || !valid_utf8(*decoded))
+            if (controls || !valid_utf8(seg))
                 return error_response(400, "malformed", "a path segment holds control characters or invalid UTF-8");
-            segs.push_back(std::move(*decoded));
         }
         const auto found = matches(segs);
         if (found.empty())
@@ -222,29 +262,21 @@ response router::dispatch(const request& req, const responder* done, bool& defer
         const route& rt = *best->r;
         request_context ctx{req, raw_path, best->params, {}, std::nullopt};
         if (qmark != std::string_view::npos) {
-            std::string_view q = target.substr(qmark + 1);
-            while (!q.empty()) {
-                const auto amp = q.find('&');
-                const auto pair = q.substr(0, amp);
-                q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
-                if (pair.empty()) continue;
-                const auto eq = pair.find('=');
-                auto k = percent_decode(pair.substr(0, eq), true);
-                auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
-                // Query values travel on into SQL parameters too: no control bytes, only UTF-8.
-                const auto clean = [](const std::optional<std::string>& x) {
-                    return x && valid_utf8(*x) && std::none_of(x->begin(), x->end(), [](char c) {
-                               return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-                           });
-                };
-                if (!clean(k) || !clean(v)) {
-                    auto r = error_response(400, "malformed",
-                                            "bad percent-encoding, control characters or invalid UTF-8 in the query");
-                    r.route = rt.pattern;
-                    return r;
-                }
-                ctx.query.emplace_back(std::move(*k), std::move(*v));
+            auto pairs = query_pairs(target.substr(qmark + 1));
+            // Query values travel on into SQL parameters too: no control bytes, only UTF-8.
+            const auto clean = [](const std::string& x) {
+                return valid_utf8(x) && std::none_of(x.begin(), x.end(), [](char c) {
+                           return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                       });
+            };
+            if (!pairs || !std::all_of(pairs->begin(), pairs->end(),
+                                       [&](const auto& kv) { return clean(kv.first) && clean(kv.second); })) {
+                auto r = error_response(400, "malformed",
+                                        "bad percent-encoding, control characters or invalid UTF-8 in the query");
+                r.route = rt.pattern;
+                return r;
             }
+            ctx.query = std::move(*pairs);
         }
 
         if (rt.need != route_kind::open) {
@@ -310,13 +342,9 @@ response router::dispatch(const request& req, const responder* done, bool& defer
 std::string router::route_of(std::string_view method, std::string_view target) const {
     const auto path = target.substr(0, target.find('?'));
     if (path.empty() || path.front() != '/') return "unmatched";
-    std::vector<std::string> segs;
-    for (auto s : split_path(path)) {
-        auto decoded = percent_decode(s);
-        if (!decoded) return "unmatched";
-        segs.push_back(std::move(*decoded));
-    }
-    const auto found = matches(segs);
+    const auto segs = path_segments(path);
+    if (!segs) return "unmatched";
+    const auto found = matches(*segs);
     const match* best = nullptr;
     for (const auto& m : found)
         if (m.r->method == method && (!best || more_specific(*m.r, *best->r))) best = &m;

@@ -85,6 +85,10 @@ using handler = std::function<response(const request_context&)>;
 using responder = std::function<void(response&&)>;
 using async_handler = std::function<void(const request_context&, responder done)>;
 
+/// Request targets are parsed with Boost.URL (parse_path, parse_query): segments and query
+/// parameters percent-decoded, '+' a space in the query only, a bad escape 400 `malformed`; a raw
+/// byte that RFC 3986 does not allow unescaped (0x80-0xFF, '"', '\\', '{', …; Beast lets them
+/// through) counts as its own percent-escape, so "/v1/instances/\xC3\xA9" and "%C3%A9" are one id.
 /// Routes: `add("POST", "/v1/instances/{id}/actions/{action}", route_kind::instance_action, fn)`.
 /// Matching: literal segments beat `{param}` segments (so `/v1/instances/import` wins over
 /// `/v1/instances/{id}`); a path that matches with another method gets 405 with `Allow`; no
@@ -138,7 +142,8 @@ private:
     std::vector<route> routes_;
 };
 
-/// Percent-decodes `s` (and `+` as space when `plus_is_space`); nullopt on a bad escape.
+/// Percent-decodes `s` with Boost.URL (and `+` as space when `plus_is_space`); nullopt on a bad
+/// escape ('%' not followed by two hex digits). Other bytes, 0x80-0xFF included, are kept.
 [[nodiscard]] std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space = false);
 
 } // namespace mqledger::http
