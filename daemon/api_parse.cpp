@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <initializer_list>
 #include <limits>
 
@@ -106,14 +107,37 @@ price get_price(const json::object& o, std::string_view key, bool required) {
         if (required) invalid(key, "\"" + std::string(key) + "\" is required");
         return price{};
     }
-    const auto& p = object_of(*v, key, {"monthly", "hourly", "daily"});
-    if (p.size() != 1) invalid(key, "give exactly one of monthly, hourly, daily");
-    const auto& kv = *p.begin();
-    const auto unit = parse_price_unit(kv.key());
-    const auto amount = get_int(p, kv.key());
-    if (!unit || !amount) invalid(key, "give exactly one of monthly, hourly, daily");
-    if (*amount < 0) invalid(key, "the price must not be negative");
-    return price{*unit, *amount};
+    const auto& p = object_of(*v, key, {"monthly", "hourly", "daily", "per_unit"});
+    const auto* per_unit = p.if_contains("per_unit");
+    if (p.size() != (per_unit != nullptr ? 2U : 1U)) invalid(key, "give exactly one of monthly, hourly, daily");
+    price out;
+    for (const auto& kv : p) {
+        if (kv.key() == "per_unit") continue;
+        const auto unit = parse_price_unit(kv.key());
+        const auto amount = get_int(p, kv.key());
+        if (!unit || !amount) invalid(key, "give exactly one of monthly, hourly, daily");
+        if (*amount < 0) invalid(key, "the price must not be negative");
+        out.per = *unit;
+        out.amount = *amount;
+    }
+    // Issue 15: metric → non-negative integer minor units per unit. Which metrics the instance's
+    // policy meters (and so may carry a rate) is the core's to judge.
+    if (per_unit != nullptr && !per_unit->is_null()) {
+        const auto* rates = per_unit->if_object();
+        if (rates == nullptr) malformed("\"" + std::string(key) + ".per_unit\" must be an object of metric names to integers");
+        for (const auto& kv : *rates) {
+            const std::string metric(kv.key());
+            const auto field_name = std::string(key) + ".per_unit." + metric;
+            if (metric.empty() || metric.size() > 64 || !text_ok(metric))
+                invalid(std::string(key) + ".per_unit", "a metric name is 1 to 64 bytes without control characters");
+            if (kv.value().is_uint64()) invalid(field_name, "the per-unit rate is out of range");
+            const auto rate = get_int(*rates, metric);
+            if (!rate) malformed("\"" + field_name + "\" must be an integer");
+            if (*rate < 0) invalid(field_name, "a per-unit rate must not be negative");
+            out.per_unit.emplace(metric, *rate);
+        }
+    }
+    return out;
 }
 
 std::optional<instance_config> get_config(const json::object& o) {
@@ -250,6 +274,37 @@ cmd::add_funds parse_funds(const json::value& body) {
     if (!amount) invalid("amount", "\"amount\" is required");
     c.amount = *amount;
     c.reference = get_text(o, "reference", false);
+    return c;
+}
+
+cmd::record_usage parse_usage(const json::value& body) {
+    const auto& o = object_of(body, "the usage record", {"record_id", "metric", "quantity", "start", "end"});
+    cmd::record_usage c;
+    c.record_id = get_string(o, "record_id", true);
+    if (c.record_id.empty() || c.record_id.size() > 128 ||
+        !std::all_of(c.record_id.begin(), c.record_id.end(), [](char ch) { return ch >= 0x20 && ch <= 0x7e; }))
+        invalid("record_id", "record_id must be 1 to 128 printable ASCII characters");
+    c.metric = get_text(o, "metric", true, 64);
+    if (c.metric.empty()) invalid("metric", "\"metric\" is required");
+    // An integer of int64; a number that is not one (1.5, 1e30, 2^64) is an invalid quantity
+    // rather than a malformed body: the JSON is well-formed, the value is not a count.
+    const auto* q = field(o, "quantity");
+    if (q == nullptr) invalid("quantity", "\"quantity\" is required");
+    if (q->is_int64()) c.quantity = q->get_int64();
+    else if (q->is_uint64()) invalid("quantity", "\"quantity\" is out of range (at most 9223372036854775807)");
+    else if (q->is_double()) {
+        const double d = q->get_double();
+        if (!(d >= -9.2e18 && d <= 9.2e18) || d != static_cast<double>(static_cast<std::int64_t>(d)))
+            invalid("quantity", "\"quantity\" must be an integer of at most 9223372036854775807");
+        c.quantity = static_cast<std::int64_t>(d);
+    } else malformed("\"quantity\" must be an integer");
+    if (c.quantity < 0) invalid("quantity", "the quantity must not be negative");
+    const auto start = get_time(o, "start");
+    if (!start) invalid("start", "\"start\" is required");
+    const auto end = get_time(o, "end");
+    if (!end) invalid("end", "\"end\" is required");
+    c.start = *start;
+    c.end = *end;
     return c;
 }
 

@@ -40,5 +40,8 @@ struct open_account_body {
 [[nodiscard]] open_account_body parse_open_account(const boost::json::value& body);
 [[nodiscard]] commands::add_funds parse_funds(const boost::json::value& body);
 [[nodiscard]] commands::charge parse_charge(const boost::json::value& body);
+/// `POST /v1/instances/{id}/usage` (issue 15): `{"record_id", "metric", "quantity", "start",
+/// "end"}`. A quantity that is a number but not an int64 integer (1.5, 1e30) is 422 `quantity`.
+[[nodiscard]] commands::record_usage parse_usage(const boost::json::value& body);
 
 } // namespace mqledger::api

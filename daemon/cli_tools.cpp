@@ -29,6 +29,13 @@ namespace json = boost::json;
 
 namespace {
 
+// Every policy version the log records (issue 15): events are judged under the version their
+// metadata names. Throws projection_error when a policy.changed event is damaged.
+policy_registry logged_policies(pqxx::connection& c) {
+    pqxx::read_transaction tx(c);
+    return projections::load_policies(tx);
+}
+
 constexpr std::int64_t page_size = 2000;
 
 // RFC 4180: quote a field holding a comma, quote, CR or LF; double the quotes.
@@ -176,7 +183,7 @@ int verify_since_checkpoint(const config& cfg) {
         }
     }
 
-    const policy_registry policies;
+    const auto policies = logged_policies(conn);
     const auto conf = projections::check_conformance_since(conn, policies, n);
     if (conf.conformance.bad_position) {
         std::cout << "conformance: FAILED after " << conf.conformance.conforming << " events\n";
@@ -287,9 +294,15 @@ int run_verify(const config& cfg) {
             std::cout << "digest:      ok (the ledger extends " << d->position << ":" << d->hash
                       << (key.empty() ? "" : ", signature valid") << ")\n";
         }
-        const policy_registry policies;
+        const auto policies = [&] {
+            pqxx::connection conn(cfg.database_url);
+            return logged_policies(conn);
+        }();
         {
             pqxx::connection conn(cfg.database_url);
+            std::cout << "policy:      ok (" << policies.versions().size() << " version"
+                      << (policies.versions().size() == 1 ? "" : "s") << ", newest " << policies.current().version()
+                      << "; each policy.changed table matches its hash)\n";
             const auto conf = projections::check_conformance(conn, policies);
             if (conf.bad_position) {
                 std::cout << "conformance: FAILED after " << conf.conforming << " events\n";
@@ -315,7 +328,10 @@ int run_verify(const config& cfg) {
 
 int run_rebuild(const config& cfg) {
     try {
-        const policy_registry policies;
+        const auto policies = [&] {
+            pqxx::connection conn(cfg.database_url);
+            return logged_policies(conn);
+        }();
         const bool tty = ::isatty(STDERR_FILENO) == 1;
         projections::rebuild_progress bar;
         if (tty)
@@ -341,11 +357,11 @@ int run_rebuild(const config& cfg) {
 
 int run_history(const config& cfg) {
     try {
-        const policy_registry policies;
         pqxx::connection conn(cfg.database_url);
         pqxx::read_transaction tx(conn);
+        const auto policies = projections::load_policies(tx);
         if (cfg.as_of) {
-            auto s = projections::instance_as_of(tx, cfg.instance_id, *cfg.as_of);
+            auto s = projections::instance_as_of(tx, cfg.instance_id, *cfg.as_of, policies);
             if (!s.exists) {
                 std::cerr << "mqledger history: no instance " << cfg.instance_id << " at "
                           << codec::format_time(*cfg.as_of) << "\n";
@@ -370,7 +386,7 @@ int run_history(const config& cfg) {
         if (cfg.export_format == "table")
             std::cout << "effective_at                 position  event                                  state after    actor\n";
         for (const auto& e : events) {
-            projections::fold(set, e);
+            projections::fold(set, e, policies);
             const auto& s = set.instances.at(cfg.instance_id);
             const auto* actor = e.metadata.if_contains("actor");
             const std::string who = actor && actor->is_string() ? std::string(actor->get_string()) : "";

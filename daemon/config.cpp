@@ -26,7 +26,7 @@ namespace {
 
 constexpr command_kind all_commands[] = {command_kind::serve,   command_kind::migrate, command_kind::verify,
                                          command_kind::rebuild, command_kind::history, command_kind::export_,
-                                         command_kind::proof,   command_kind::witness};
+                                         command_kind::proof,   command_kind::witness, command_kind::status};
 
 // A validation failure; turned into a usage error (exit 2) by parse_config.
 struct bad_option : std::runtime_error {
@@ -45,6 +45,9 @@ std::string summary(command_kind c) {
     case command_kind::proof: return "Checks a Merkle proof against a signed checkpoint, offline (no database).";
     case command_kind::witness:
         return "Co-signs the daemon's checkpoints after checking each extends the last; alerts on a fork.";
+    case command_kind::status:
+        return "Shows the ledger's state from the database, read-only: head, timer leader, timers, overdue "
+               "accounts, releases, checkpoint.";
     }
     return {};
 }
@@ -103,6 +106,8 @@ std::vector<option_spec> specs_for(command_kind c) {
                                                                "unique per ledger, e.g. ledger.example.com/mqledger"});
         s.push_back({"witness-key", "NAME=FILE[,...]", "", "witnesses whose co-signatures are accepted: name and "
                                                           "Ed25519 public key (PEM)"});
+        s.push_back({"policy", "FILE", "", "policy table overrides, JSON per product/billing (README \"Policy "
+                                          "table\"); read at start and on SIGHUP; none: the built-in table"});
         s.push_back({"log-format", "auto|json|text", "auto", "auto: JSON lines when stdout is not a terminal"});
         s.push_back({"log-level", "LEVEL", "info", "trace, debug, info, warn, error, critical or off"});
         break;
@@ -140,6 +145,11 @@ std::vector<option_spec> specs_for(command_kind c) {
         s.push_back({"format", "jsonl|csv", "jsonl", "output format"});
         s.push_back({"since", "TIME", "", "only events effective at or after this RFC 3339 time"});
         s.push_back({"stream", "PREFIX", "", "only events of streams starting with PREFIX (e.g. instance-i-1)"});
+        break;
+    case command_kind::status:
+        s.push_back({"format", "text|json", "text", "text: aligned lines for a person; json: one object for scripts"});
+        s.push_back({"now", "TIME", "", "compute 'within the hour/24 hours' and ages at this RFC 3339 time (e.g. a "
+                                       "daemon's --clock manual time; default: the database's now())"});
         break;
     default: break;
     }
@@ -290,6 +300,7 @@ void validate(const po::variables_map& vm, config& cfg) {
             throw bad_option("--checkpoint-origin must be 1-255 printable characters without spaces or '+', got '" +
                              cfg.checkpoint_origin + "'");
         cfg.witness_keys = parse_witness_keys(get(vm, "witness-key"));
+        cfg.policy_file = get(vm, "policy");
         parse_log_options(vm, cfg);
         break;
     }
@@ -361,6 +372,12 @@ void validate(const po::variables_map& vm, config& cfg) {
         if (vm.count("since")) cfg.since = parse_time_option(get(vm, "since"), "since");
         cfg.stream_prefix = get(vm, "stream");
         break;
+    case command_kind::status:
+        cfg.export_format = get(vm, "format");
+        if (cfg.export_format != "text" && cfg.export_format != "json")
+            throw bad_option("--format must be text or json, got '" + cfg.export_format + "'");
+        if (vm.count("now")) cfg.status_now = parse_time_option(get(vm, "now"), "now");
+        break;
     default: break;
     }
 }
@@ -383,6 +400,7 @@ std::string_view to_string(command_kind c) noexcept {
     case command_kind::export_: return "export";
     case command_kind::proof: return "proof";
     case command_kind::witness: return "witness";
+    case command_kind::status: return "status";
     }
     return "?";
 }

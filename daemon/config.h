@@ -17,7 +17,7 @@
 
 namespace mqledger {
 
-enum class command_kind { serve, migrate, verify, rebuild, history, export_, proof, witness };
+enum class command_kind { serve, migrate, verify, rebuild, history, export_, proof, witness, status };
 
 /// "serve" → command_kind::serve, …; nullopt for an unknown name.
 [[nodiscard]] std::optional<command_kind> parse_command(std::string_view name) noexcept;
@@ -66,6 +66,7 @@ struct config {
     std::chrono::seconds checkpoint_interval{10};
     std::string checkpoint_origin = "mqledger";   // the checkpoints' origin line and key name
     std::vector<std::pair<std::string, std::string>> witness_keys;   // NAME, public key PEM file
+    std::string policy_file;                 // JSON overrides of the policy table; empty = the defaults
     log_format log = log_format::automatic;
     std::string log_level = "info";
     // verify
@@ -88,9 +89,11 @@ struct config {
     // history / export
     std::string instance_id;
     std::optional<time_point> as_of;
-    std::string export_format = "jsonl";     // export: jsonl|csv; history: table|json
+    std::string export_format = "jsonl";     // export: jsonl|csv; history: table|json; status: text|json
     std::string stream_prefix;               // export --stream
     std::optional<time_point> since;
+    // status
+    std::optional<time_point> status_now;    // --now; nullopt = the database's now()
 };
 
 /// The outcome of parsing one command's options: run it, print help (exit 0), or a usage error

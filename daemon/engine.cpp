@@ -229,7 +229,7 @@ void log_stuck(const unit_outcome& o) {
 // The state of `stream` right after the append that used idempotency key `key` (its events are
 // positions [first, first + count)): what the first response showed.
 std::optional<command_outcome> replay(pqxx::connection& c, const request_meta& meta, bool account_target,
-                                      const std::string& id) {
+                                      const std::string& id, const policy_registry& policies) {
     pqxx::nontransaction tx(c);
     const auto first = store::find_keyed_append(tx, *meta.idempotency_key);
     if (!first) return std::nullopt;
@@ -245,7 +245,7 @@ std::optional<command_outcome> replay(pqxx::connection& c, const request_meta& m
         if (e.stream == stream) up_to = std::max(up_to, e.stream_version);
     projections::projection_set set;
     for (const auto& e : store::read_stream(tx, stream))
-        if (e.stream_version <= up_to) projections::fold(set, e);
+        if (e.stream_version <= up_to) projections::fold(set, e, policies);
     o.replayed = true;
     if (account_target) {
         if (auto it = set.accounts.find(id); it != set.accounts.end()) o.account = it->second;
@@ -343,7 +343,7 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
             auto lease = reads_.acquire();
             try {
                 if (meta.idempotency_key)
-                    if (auto r = replay(lease.conn(), meta, account_target, id)) return std::move(*r);
+                    if (auto r = replay(lease.conn(), meta, account_target, id, policies_)) return std::move(*r);
                 now = clock_.now();
                 view.emplace(&lease.conn(), fresh ? nullptr : &cache_, now);
                 const auto version = account_target ? [&] {
@@ -404,7 +404,7 @@ command_outcome engine::execute(bool account_target, const std::string& id, cons
                     if (res.replayed) {
                         // The same key committed meanwhile (a concurrent repeat): answer as it did.
                         forget(decided);
-                        auto r = reads_.with([&](pqxx::connection& conn) { return replay(conn, meta, account_target, id); });
+                        auto r = reads_.with([&](pqxx::connection& conn) { return replay(conn, meta, account_target, id, policies_); });
                         if (r) return std::move(*r);
                         return unavailable("idempotent replay could not be read back");
                     }

@@ -2,6 +2,8 @@
 
 #include "ledger/events.h"
 #include "ledger/instance.h"
+#include "ledger/policy.h"
+#include "ledger/unit.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -10,6 +12,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -23,6 +26,7 @@ struct metrics::impl {
     prometheus::Family<prometheus::Histogram>* durations = nullptr;
     prometheus::Gauge* database_up = nullptr;
     prometheus::Gauge* timer_leader = nullptr;
+    prometheus::Gauge* policy_version = nullptr;
     prometheus::Family<prometheus::Counter>* events = nullptr;
     prometheus::Family<prometheus::Counter>* releases = nullptr;
     prometheus::Histogram* append_seconds = nullptr;
@@ -47,6 +51,8 @@ struct metrics::impl {
     prometheus::Gauge* checkpoint_age = nullptr;
     prometheus::Family<prometheus::Gauge>* cosigned = nullptr;
     prometheus::Family<prometheus::Counter>* cosignatures = nullptr;
+    prometheus::Family<prometheus::Counter>* usage_records = nullptr;
+    prometheus::Family<prometheus::Counter>* usage_billed = nullptr;
     std::mutex scrape_mutex;
     std::function<void()> scrape_hook;
     std::set<std::tuple<std::string, std::string, std::string>> seen_counts;
@@ -80,6 +86,11 @@ metrics::metrics(std::string_view version) : impl_(std::make_unique<impl>()) {
                                .Help("1 while this daemon fires the timers (holds the leader lock), else 0")
                                .Register(*impl_->registry)
                                .Add({});
+    impl_->policy_version = &prometheus::BuildGauge()
+                                 .Name("mqledger_policy_version")
+                                 .Help("The policy table version in force in this daemon (0 until loaded)")
+                                 .Register(*impl_->registry)
+                                 .Add({});
     impl_->events = &prometheus::BuildCounter()
                          .Name("mqledger_events_appended_total")
                          .Help("Events appended to the ledger, by type")
@@ -175,6 +186,26 @@ metrics::metrics(std::string_view version) : impl_(std::make_unique<impl>()) {
                                .Help("Witness co-signatures received, by witness and result (accepted, refused)")
                                .Register(*impl_->registry);
 
+    impl_->usage_records = &prometheus::BuildCounter()
+                                .Name("mqledger_usage_records_total")
+                                .Help("Usage records recorded (POST /v1/instances/{id}/usage), by product and metric")
+                                .Register(*impl_->registry);
+    impl_->usage_billed = &prometheus::BuildCounter()
+                               .Name("mqledger_usage_billed_minor_total")
+                               .Help("Usage billed by settlements, in minor units, by product and metric")
+                               .Register(*impl_->registry);
+    {
+        const auto table = policy_set::defaults();
+        for (const auto p : {product::kafka, product::rabbitmq, product::rocketmq, product::mqtt})
+            for (const auto b : {billing::subscription, billing::payg, billing::serverless})
+                for (const auto& metric : table.get(p, b).usage_metrics) {
+                    const std::map<std::string, std::string> labels{{"product", std::string(to_string(p))},
+                                                                    {"metric", metric}};
+                    impl_->usage_records->Add(labels);
+                    impl_->usage_billed->Add(labels);
+                }
+    }
+
     // Every series of a counter or histogram exists from the start, at zero: Prometheus takes a
     // series' first sample as its baseline, so a series born at its first increment would hide
     // that increment from rate() and increase().
@@ -191,6 +222,24 @@ void metrics::observe_append(const std::vector<std::pair<std::string, std::strin
     for (const auto& [type, cause] : type_and_release_cause) {
         impl_->events->Add({{"type", type}}).Increment();
         if (!cause.empty()) impl_->releases->Add({{"cause", cause}}).Increment();
+    }
+}
+
+void metrics::observe_unit(const unit_outcome& o) {
+    for (const auto& pe : o.events) {
+        const auto* recorded = std::get_if<events::usage_recorded>(&pe.data);
+        const auto* settled = std::get_if<events::settled>(&pe.data);
+        if (recorded == nullptr && (settled == nullptr || settled->usage.empty())) continue;
+        const auto id = instance_id_of(pe.stream);
+        const auto it = id ? o.instances.find(*id) : o.instances.end();
+        if (it == o.instances.end()) continue;
+        const std::string prod(to_string(it->second.prod));
+        if (recorded != nullptr) impl_->usage_records->Add({{"product", prod}, {"metric", recorded->metric}}).Increment();
+        if (settled != nullptr)
+            for (const auto& item : settled->usage)
+                if (item.amount > 0)
+                    impl_->usage_billed->Add({{"product", prod}, {"metric", item.metric}})
+                        .Increment(static_cast<double>(item.amount));
     }
 }
 
@@ -248,6 +297,8 @@ void metrics::observe_request(std::string_view method, std::string_view route, i
 
 void metrics::set_database_up(bool up) { impl_->database_up->Set(up ? 1 : 0); }
 void metrics::set_timer_leader(bool leading) { impl_->timer_leader->Set(leading ? 1 : 0); }
+
+void metrics::set_policy_version(std::int32_t version) { impl_->policy_version->Set(version); }
 
 std::string metrics::exposition() const {
     if (impl_->scrape_hook) impl_->scrape_hook();

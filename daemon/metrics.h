@@ -17,6 +17,8 @@ class Registry;
 
 namespace mqledger {
 
+struct unit_outcome;
+
 /// Owns the registry and the HTTP and database families. Add further families (events
 /// appended, timers, instances by state, …) to `registry()`. Thread-safe.
 class metrics {
@@ -34,6 +36,8 @@ public:
     void set_database_up(bool up);
     /// Timer leadership of this daemon (mqledger_timer_leader).
     void set_timer_leader(bool leading);
+    /// The policy table version in force (issue 15). Thread-safe.
+    void set_policy_version(std::int32_t version);
 
     /// Events appended by one append (counted by type; releases also by cause) and its duration.
     void observe_append(const std::vector<std::pair<std::string, std::string>>& type_and_release_cause,
@@ -41,6 +45,14 @@ public:
 
     /// A timer fired `late_seconds` after its deadline (0 or more).
     void observe_timer(std::string_view kind, double late_seconds);
+
+    /// Usage billing (issue 15), from a unit this daemon appended: every usage record it
+    /// recorded (mqledger_usage_records_total) and every usage item its settlements billed
+    /// (mqledger_usage_billed_minor_total, in minor units), by the instance's product and the
+    /// metric. Counted where the append happens, so summing over daemons counts each once.
+    /// Meant for engine_hooks::unit_written. The series of the default policy table's metrics
+    /// exist from the start, at zero.
+    void observe_unit(const unit_outcome& o);
 
     /// Gauges that mirror the projections, refreshed before each scrape.
     struct projection_figures {

@@ -21,6 +21,7 @@ class transparency;
 class engine;
 class metrics;
 class readiness_monitor;
+class policy_registry;
 
 /// Runs blocking work (database reads, waiting for a commit) off the I/O threads.
 using run_blocking_fn = std::function<void(std::function<void()>)>;
@@ -45,8 +46,15 @@ void add_clock_routes(http::router& r, manual_clock& clock, fire_due_fn fire_due
 void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_fn run, const mqledger::clock& clk,
                     const store::digest_signer* signer = nullptr, store::tile_cache* tiles = nullptr);
 
+/// GET /v1/policy[?version=N] (issue 15): the table in force, or an older version, with its
+/// version and SHA-256; `in_force` says which.
+void add_policy_routes(http::router& r, const policy_registry& policies, run_blocking_fn run);
+
 /// The Merkle tree's routes (README.md "HTTP API", issue 14): GET /v1/ledger/checkpoint,
 /// GET /v1/proofs/inclusion, GET /v1/proofs/consistency, POST /v1/ledger/checkpoint/cosignatures.
 void add_transparency_routes(http::router& r, transparency& t, db_pool& reads, run_blocking_fn run, metrics& m);
+
+/// GET /v1/openapi.json: docs/openapi.yaml as JSON (compiled in); open, like /healthz.
+void add_docs_routes(http::router& r);
 
 } // namespace mqledger

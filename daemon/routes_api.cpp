@@ -70,7 +70,9 @@ request_meta meta_of(const http::request_context& ctx) {
             if (c < 0x20 || c >= 0x7f) throw api_error(400, "malformed", "X-Correlation-Id must be printable ASCII");
     }
     m.correlation_id = corr.empty() ? random_hex(16) : std::string(corr);
-    m.fingerprint = store::sha256_hex(ctx.req.method + " " + std::string(ctx.path) + "\n" + ctx.req.body);
+    // The caller is part of "the same request": a key repeated by another token is refused
+    // (422) instead of answering it the first caller's response.
+    m.fingerprint = store::sha256_hex(m.actor + "\n" + ctx.req.method + " " + std::string(ctx.path) + "\n" + ctx.req.body);
     return m;
 }
 
@@ -267,7 +269,7 @@ std::optional<earlier_request> earlier_use(db_pool& reads, const std::string& ke
 http::response instance_after_payment(const services& s, const std::string& id, time_point paid_at) {
     return s.reads.with([&](pqxx::connection& c) {
         pqxx::read_transaction tx(c);
-        auto st = projections::instance_as_of(tx, id, paid_at);
+        auto st = projections::instance_as_of(tx, id, paid_at, s.eng.policies());
         st.id = id;
         if (!st.exists) return http::error_response(404, "not_found", "no such instance");
         return http::json_response(200, views::instance(st, projections::policy_of(st, s.eng.policies()), paid_at));
@@ -562,6 +564,57 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
                         run_instance_command(s, ctx, std::move(id), std::move(c), 200, std::move(done));
                     });
     }
+    // POST /v1/instances/{id}/usage (issue 15): a usage record of a billable instance, billed by
+    // the settlement of its cycle (ledger/decide.cpp decides every refusal). Answers the record,
+    // the cycle it belongs to and whether it repeats a record already recorded with the same
+    // content (`duplicate`: nothing written); a repeat with the same Idempotency-Key answers as
+    // the first request did.
+    r.add_async("POST", "/v1/instances/{id}/usage", route_kind::instance_action,
+                [s](const http::request_context& ctx, http::responder done) {
+                    auto id = path_id(ctx, "instance");
+                    auto c = api::parse_usage(ctx.json_body());
+                    auto meta = meta_of(ctx);
+                    s.run([s, id = std::move(id), c = std::move(c), meta = std::move(meta),
+                           done = std::move(done)]() mutable {
+                        done(guarded([&] {
+                            const auto o = s.eng.execute_instance(id, c, meta);
+                            if (o.kind != outcome_kind::ok || !o.instance || !o.instance->exists)
+                                return outcome_response(o, 200, s.eng, id, s.clk.now());
+                            const auto stream = instance_stream(id);
+                            const auto records_this = [&](const std::string& ev_stream, const std::string& type,
+                                                          const json::object& data) {
+                                const auto* rid = data.if_contains("record_id");
+                                return ev_stream == stream && type == "instance.usage_recorded" && rid != nullptr &&
+                                       rid->is_string() && rid->get_string() == c.record_id;
+                            };
+                            bool recorded = false;
+                            for (const auto& e : o.written) recorded = recorded || records_this(e.stream, e.type, e.data);
+                            if (o.replayed && meta.idempotency_key) {
+                                try {
+                                    s.reads.with([&](pqxx::connection& conn) {
+                                        pqxx::read_transaction tx(conn);
+                                        if (const auto first = store::find_keyed_append(tx, *meta.idempotency_key))
+                                            for (const auto& e : store::read_all(tx, first->first_position - 1, first->count))
+                                                recorded = recorded || records_this(e.stream, e.type, e.data);
+                                    });
+                                } catch (const pqxx::failure& e) {
+                                    return unavailable_response(e.what());
+                                }
+                            }
+                            const auto& pol = projections::policy_of(*o.instance, s.eng.policies());
+                            const auto own = cycle_containing(c.start, pol, o.instance->timezone);
+                            return http::json_response(200, json::object{{"instance_id", id},
+                                                                         {"record_id", c.record_id},
+                                                                         {"metric", c.metric},
+                                                                         {"quantity", c.quantity},
+                                                                         {"start", codec::format_time(c.start)},
+                                                                         {"end", codec::format_time(c.end)},
+                                                                         {"cycle_start", codec::format_time(own.start)},
+                                                                         {"cycle_end", codec::format_time(own.end)},
+                                                                         {"duplicate", !recorded}});
+                        }));
+                    });
+                });
 
     // ---- instances: reads ----
     r.add_async("GET", "/v1/instances/{id}", route_kind::read, [s](const http::request_context& ctx, http::responder done) {
@@ -572,7 +625,7 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
             time_point at = s.clk.now();
             if (as_of) {
                 pqxx::read_transaction tx(c);
-                st = projections::instance_as_of(tx, id, *as_of);
+                st = projections::instance_as_of(tx, id, *as_of, s.eng.policies());
                 st.id = id;
                 at = *as_of;
             } else {
@@ -701,6 +754,24 @@ void add_api_routes(http::router& r, engine& eng, db_pool& reads, run_blocking_f
             if (d.signature) out["signature"] = *d.signature;
             return http::json_response(200, out);
         });
+    });
+}
+
+void add_policy_routes(http::router& r, const policy_registry& policies, run_blocking_fn /*run*/) {
+    // In memory: the registry holds every version the log records (policy_service), so this
+    // route reads no database and cannot block.
+    r.add("GET", "/v1/policy", route_kind::read, [&policies](const http::request_context& ctx) {
+        const auto& current = policies.current();
+        const auto version = static_cast<policy_version>(
+            query_int(ctx, "version", current.version(), 1, std::numeric_limits<policy_version>::max()));
+        const policy_set* set = policies.find(version);
+        if (set == nullptr)
+            throw api_error(404, "not_found",
+                            "no policy version " + std::to_string(version) + " (the newest is " +
+                                std::to_string(current.version()) + ")");
+        auto body = projections::policy_changed_data(*set);
+        body["in_force"] = version == current.version();
+        return http::json_response(200, body);
     });
 }
 

@@ -8,6 +8,7 @@
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
+#include "daemon/policy_service.h"
 #include "daemon/readiness.h"
 #include "daemon/router.h"
 #include "daemon/routes.h"
@@ -145,7 +146,7 @@ int run_serve(const config& cfg) {
 
     // The ledger: one writer (group commit) whose batches update the projections in the same
     // transaction, a read pool, and the engine that decides between them.
-    const policy_registry policies;
+    policy_registry policies;   // versions are added (policy_service), never changed
     const projections::projector projector(policies);
     store::store_options store_opts;
     store_opts.observer = projector.observer();
@@ -178,7 +179,9 @@ int run_serve(const config& cfg) {
                    [&timers_ptr](time_point due) {
                        if (timers_ptr) timers_ptr->notify(due);
                    },
-                   {}},
+                   // Usage recorded and billed (issue 15): counted where the append happens, so
+                   // summed over daemons each append counts once.
+                   [&m](const unit_outcome& o, const std::vector<store::recorded_event>&) { m.observe_unit(o); }},
                cfg.state_cache);
     // Under the system clock several daemons may share the database: one leads the timers. A
     // manual clock is one daemon's private time, so it fires for itself (POST /v1/clock).
@@ -187,6 +190,32 @@ int run_serve(const config& cfg) {
                          [&m](bool leading) { m.set_timer_leader(leading); });
     m.set_timer_leader(manual != nullptr);
     timers_ptr = &timers;
+
+    // The policy table in force (issue 15): a bad --policy file stops the start; an unreachable
+    // database only delays the loading (retried below), and /readyz waits for it.
+    policy_service pol(policies, store, reads, now_source, cfg.policy_file);
+    try {
+        (void)pol.read_file();
+    } catch (const policy_file_error& e) {
+        std::cerr << "mqledger serve: " << e.what() << "\n";
+        return 2;
+    }
+    const auto apply_policy = [&pol, &m](const char* when) {
+        try {
+            const auto o = pol.apply();
+            m.set_policy_version(o.version);
+            log_line(log_level::info, o.changed ? "policy changed" : "policy in force",
+                     {{"policy_version", static_cast<std::int64_t>(o.version)}, {"hash", o.hash}, {"when", when}});
+            return true;
+        } catch (const policy_file_error& e) {
+            log_line(log_level::error, "policy not reloaded; the table in force stays", {{"error", e.what()}});
+            return true;
+        } catch (const std::exception& e) {
+            log_line(log_level::warn, "policy not loaded yet (database)", {{"error", e.what()}});
+            return false;
+        }
+    };
+    bool policy_pending = !apply_policy("start");
 
     m.declare_witnesses(tree.witness_names());
     m.on_scrape([&reads, &now_source, &m, &eng, &store, &tree] {
@@ -228,9 +257,11 @@ int run_serve(const config& cfg) {
     net::thread_pool workers(cfg.workers);
     const run_blocking_fn run_on_workers = [&workers](std::function<void()> job) { net::post(workers, std::move(job)); };
     http::router router(tokens.get());
-    add_ops_routes(router, readiness, m, [&timers] { return timers.caught_up(); }, run_on_workers);
+    add_ops_routes(router, readiness, m, [&timers, &pol] { return timers.caught_up() && pol.loaded(); }, run_on_workers);
+    add_policy_routes(router, policies, run_on_workers);
     add_api_routes(router, eng, reads, run_on_workers, now_source, signer.get(), &tree.tiles());
     add_transparency_routes(router, tree, reads, run_on_workers, m);
+    add_docs_routes(router);
     if (manual)
         add_clock_routes(
             router, *manual,
@@ -305,6 +336,7 @@ int run_serve(const config& cfg) {
     std::function<void()> arm_hup = [&] {
         hup.async_wait([&](const boost::system::error_code& ec, int) {
             if (ec || shutting_down) return;
+            net::post(workers, [&apply_policy] { (void)apply_policy("SIGHUP"); });
             if (!tokens) {
                 log_line(log_level::info, "SIGHUP: nothing to reload (no tokens file)");
             } else {
@@ -319,6 +351,19 @@ int run_serve(const config& cfg) {
         });
     };
     arm_hup();
+
+    // Until the policy stream could be read (the database was unreachable at start), retry.
+    net::steady_timer policy_retry(ioc);
+    std::function<void()> arm_policy_retry = [&] {
+        policy_retry.expires_after(std::chrono::seconds(1));
+        policy_retry.async_wait([&](const boost::system::error_code& ec) {
+            if (ec || shutting_down) return;
+            net::post(workers, [&] {
+                if (!apply_policy("retry")) net::post(ioc, [&] { if (!shutting_down) arm_policy_retry(); });
+            });
+        });
+    };
+    if (policy_pending) arm_policy_retry();
 
     net::steady_timer watchdog(ioc);
     const auto watchdog_period = systemd::watchdog_period();
@@ -390,6 +435,7 @@ int run_serve(const config& cfg) {
         systemd::notify_stopping();
         hup.cancel();
         watchdog.cancel();
+        policy_retry.cancel();
         digest_timer.cancel();
         checkpoint_timer.cancel();
         deadline.expires_after(cfg.shutdown_timeout);

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -239,9 +240,14 @@ template <> inline constexpr auto schema<restored> = std::tuple{field{"cause", &
 template <> inline constexpr auto schema<released> = std::tuple{
     field{"cause", &released::cause}, field{"topics", &released::topics}, field{"groups", &released::groups},
     field{"config", &released::config}};
+template <> inline constexpr auto schema<usage_item> = std::tuple{
+    field{"record_id", &usage_item::record_id}, field{"metric", &usage_item::metric},
+    field{"quantity", &usage_item::quantity}, field{"rate", &usage_item::rate}, field{"amount", &usage_item::amount},
+    field{"cycle_start", &usage_item::cycle_start}, field{"cycle_end", &usage_item::cycle_end}};
+// Version 2 (version 1 lacked flat and usage: see upcasters below).
 template <> inline constexpr auto schema<settled> = std::tuple{
     field{"cycle_start", &settled::cycle_start}, field{"cycle_end", &settled::cycle_end},
-    field{"amount", &settled::amount}};
+    field{"amount", &settled::amount}, field{"flat", &settled::flat}, field{"usage", &settled::usage}};
 template <> inline constexpr auto schema<config_change_started> = std::tuple{
     field{"from", &config_change_started::from}, field{"to", &config_change_started::to},
     field{"amount", &config_change_started::amount}};
@@ -249,6 +255,10 @@ template <> inline constexpr auto schema<topic_created> = std::tuple{field{"name
 template <> inline constexpr auto schema<topic_deleted> = std::tuple{field{"name", &topic_deleted::name}};
 template <> inline constexpr auto schema<group_created> = std::tuple{field{"name", &group_created::name}};
 template <> inline constexpr auto schema<group_deleted> = std::tuple{field{"name", &group_deleted::name}};
+template <> inline constexpr auto schema<usage_recorded> = std::tuple{
+    field{"record_id", &usage_recorded::record_id}, field{"metric", &usage_recorded::metric},
+    field{"quantity", &usage_recorded::quantity}, field{"start", &usage_recorded::start},
+    field{"end", &usage_recorded::end}, field{"rate", &usage_recorded::rate}};
 
 // Commands, as unit records carry them (`encode_command`). The internal notices (tick,
 // account_overdue, account_paid) are never recorded and have no schema.
@@ -278,6 +288,10 @@ template <> inline constexpr auto schema<cmd::add_funds> = std::tuple{
 template <> inline constexpr auto schema<cmd::charge> = std::tuple{
     field{"amount", &cmd::charge::amount}, field{"instance_id", &cmd::charge::instance_id},
     field{"reason", &cmd::charge::reason}, field{"reference", &cmd::charge::reference}};
+template <> inline constexpr auto schema<cmd::record_usage> = std::tuple{
+    field{"record_id", &cmd::record_usage::record_id}, field{"metric", &cmd::record_usage::metric},
+    field{"quantity", &cmd::record_usage::quantity}, field{"start", &cmd::record_usage::start},
+    field{"end", &cmd::record_usage::end}};
 
 constexpr bool is_notice(std::size_t index) {
     return index == cmd::command(std::in_place_type<cmd::tick>).index() ||
@@ -311,7 +325,8 @@ constexpr bool schema_covers_every_member() {
     return aggregate_arity<T>() == std::tuple_size_v<std::remove_cvref_t<decltype(schema<T>)>>;
 }
 
-static_assert(aggregate_arity<price>() == 2, "types.h price changed: update read_value/write_value(price)");
+static_assert(aggregate_arity<price>() == 3, "types.h price changed: update read_value/write_value(price)");
+static_assert(schema_covers_every_member<usage_item>(), "events.h usage_item has a field the codec does not encode");
 static_assert(schema_covers_every_member<instance_config>(), "types.h instance_config has a field the codec does not encode");
 static_assert(schema_covers_every_member<auto_renew_setting>(), "types.h auto_renew_setting has a field the codec does not encode");
 static_assert(schema_covers_every_member<config_snapshot>(), "events.h config_snapshot has a field the codec does not encode");
@@ -348,10 +363,17 @@ json::value write_value(state s) { return write_value(to_string(s)); }
 json::value write_value(expiry_cause c) { return write_value(to_string(c)); }
 json::value write_value(release_cause c) { return write_value(to_string(c)); }
 
+// The unit and its amount, then `per_unit` only when there are per-unit rates (issue 15), so a
+// price without them encodes exactly as before they existed.
 json::value write_value(const price& p) {
     json::object o;
     const std::string_view unit = to_string(p.per);
     o.emplace(json::string_view(unit.data(), unit.size()), p.amount);
+    if (!p.per_unit.empty()) {
+        json::object rates;
+        for (const auto& [metric, rate] : p.per_unit) rates.emplace(json::string_view(metric.data(), metric.size()), rate);
+        o.emplace("per_unit", std::move(rates));
+    }
     return o;
 }
 
@@ -376,6 +398,15 @@ json::value write_value(const T& nested) {
 template <class T>
 json::value write_value(const std::optional<T>& v) {
     return v ? write_value(*v) : json::value(nullptr);
+}
+
+template <class T>
+    requires(std::tuple_size_v<std::remove_cvref_t<decltype(schema<T>)>> > 0)
+json::value write_value(const std::vector<T>& items) {
+    json::array a;
+    a.reserve(items.size());
+    for (const auto& item : items) a.push_back(write_value(item));
+    return a;
 }
 
 template <class S, class M>
@@ -544,14 +575,37 @@ void read_value(const json::value& v, const std::string& path, std::vector<std::
     }
 }
 
-// Exactly one of monthly, hourly, daily (API.md "Instances", the purchase body).
+// Per-unit rates: a non-empty object of metric → integer (an empty one would be a second text of
+// the price without rates). Which metrics and values are allowed is the core's to judge.
+void read_per_unit(const json::value& v, const std::string& path, std::map<std::string, money>& out, errors& errs) {
+    if (!v.is_object()) return wrong_type(errs, path, "an object of metric names to integers", v);
+    const json::object& o = v.get_object();
+    if (o.empty()) return errs.fail(error_kind::bad_value, path, "per_unit is absent when there are no per-unit rates, never {}");
+    out.clear();
+    for (const auto& kv : o) {
+        const std::string_view key(kv.key().data(), kv.key().size());
+        money rate = 0;
+        read_value(kv.value(), join(path, key), rate, errs);
+        if (errs.failed()) return;
+        out.emplace(std::string(key), rate);
+    }
+}
+
+// Exactly one of monthly, hourly, daily (API.md "Instances", the purchase body), and optionally
+// `per_unit`.
 void read_value(const json::value& v, const std::string& path, price& out, errors& errs) {
     if (!v.is_object()) return wrong_type(errs, path, "an object with one of monthly, hourly, daily", v);
     const json::object& o = v.get_object();
     const json::value* amount = nullptr;
     std::string amount_path;
+    out.per_unit.clear();
     for (const auto& kv : o) {
         const std::string_view key(kv.key().data(), kv.key().size());
+        if (key == "per_unit") {
+            read_per_unit(kv.value(), join(path, key), out.per_unit, errs);
+            if (errs.failed()) return;
+            continue;
+        }
         const auto unit = parse_price_unit(key);
         if (!unit) return errs.fail(error_kind::extra_field, join(path, key), "a price has one of monthly, hourly, daily");
         if (amount) return errs.fail(error_kind::extra_field, join(path, key), "a price has exactly one unit");
@@ -561,6 +615,21 @@ void read_value(const json::value& v, const std::string& path, price& out, error
     }
     if (!amount) return errs.fail(error_kind::missing_field, path, "a price needs one of monthly, hourly, daily");
     read_value(*amount, amount_path, out.amount, errs);
+}
+
+template <class T>
+    requires(std::tuple_size_v<std::remove_cvref_t<decltype(schema<T>)>> > 0)
+void read_value(const json::value& v, const std::string& path, std::vector<T>& out, errors& errs) {
+    if (!v.is_array()) return wrong_type(errs, path, "an array of objects", v);
+    const json::array& a = v.get_array();
+    out.clear();
+    out.reserve(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        T item{};
+        read_value(a[i], path + "[" + std::to_string(i) + "]", item, errs);
+        if (errs.failed()) return;
+        out.push_back(std::move(item));
+    }
 }
 
 template <class T>
@@ -689,10 +758,23 @@ std::optional<codec_error> add_released_config_null(json::object& data) {
     return std::nullopt;
 }
 
-constexpr std::array<upcaster, 3> upcasters{{
+// Version 1 of a settlement was the time-based bill alone (issue 15 added usage): all of it was
+// the flat part, and no usage was billed.
+std::optional<codec_error> add_settled_flat_and_usage(json::object& data) {
+    for (const char* key : {"flat", "usage"})
+        if (data.contains(key))
+            return codec_error{error_kind::extra_field, key, std::string(key) + " is not in schema version 1"};
+    // Without `amount` the decode reports it missing; flat is only its copy.
+    if (const auto* amount = data.if_contains("amount")) data.emplace("flat", *amount);
+    data.emplace("usage", json::array{});
+    return std::nullopt;
+}
+
+constexpr std::array<upcaster, 4> upcasters{{
     {"instance.purchased", 1, &add_auto_renew_off},
     {"instance.imported", 1, &add_auto_renew_off},
     {"instance.released", 1, &add_released_config_null},
+    {"instance.settled", 1, &add_settled_flat_and_usage},
 }};
 
 constexpr int current_version_of(std::string_view type) noexcept {
@@ -714,7 +796,7 @@ constexpr bool upcaster_chains_are_contiguous() {
 }
 static_assert(upcaster_chains_are_contiguous(), "each type's upcasters must go 1→2, 2→3, … without gaps or repeats");
 static_assert(current_version_of("instance.purchased") == 2 && current_version_of("instance.released") == 2 &&
-              current_version_of("instance.deployed") == 1);
+              current_version_of("instance.settled") == 2 && current_version_of("instance.deployed") == 1);
 
 const upcaster* find_upcaster(std::string_view type, int from_version) noexcept {
     for (const auto& u : upcasters)

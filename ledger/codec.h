@@ -21,7 +21,10 @@
 //   4. add a test that decodes a stored document of the old version.
 // Today: `instance.purchased` and `instance.imported` are at version 2 (version 1 lacked
 // `auto_renew`, upcast to `{"enabled": false, "days_before": 7}`); `instance.released` is at
-// version 2 (version 1 lacked `config`, upcast to null); every other type is at 1.
+// version 2 (version 1 lacked `config`, upcast to null); `instance.settled` is at version 2
+// (version 1 lacked `flat` and `usage`, upcast to flat = amount and usage = []); every other type
+// is at 1. A price's `per_unit` rates (issue 15) are optional and written only when present, so
+// prices without them (every price written before) keep their shape and version.
 //
 // Every function here is a pure function of its arguments: thread-safe, no global state
 // besides immutable tables.

@@ -8,7 +8,7 @@ std::string_view name_of(const command& c) noexcept {
     static constexpr std::array<std::string_view, std::variant_size_v<command>> names{
         "purchase", "import", "deploy", "stop", "enable", "renew", "unsubscribe", "force_delete", "delete",
         "change_config", "set_auto_renew", "create_topic", "delete_topic", "create_group", "delete_group",
-        "tick", "account_overdue", "account_paid", "open_account", "add_funds", "charge"};
+        "tick", "account_overdue", "account_paid", "open_account", "add_funds", "charge", "record_usage"};
     return names[c.index()];
 }
 

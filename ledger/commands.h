@@ -54,6 +54,15 @@ struct account_overdue { time_point since{}; };
 /// Cross-stream: the account's owed amount was cleared at `at`.
 struct account_paid { time_point at{}; };
 
+/// Metered usage of [start, end) (issue 15; API `POST /v1/instances/{id}/usage`).
+struct record_usage {
+    std::string record_id;
+    std::string metric;
+    std::int64_t quantity = 0;
+    time_point start{};
+    time_point end{};
+};
+
 // ---- account commands ----
 struct open_account { std::string currency; };
 struct add_funds { money amount = 0; std::string reference; };
@@ -61,7 +70,8 @@ struct charge { money amount = 0; std::string instance_id; std::string reason; s
 
 using command = std::variant<purchase, import_instance, deploy, stop, enable, renew, unsubscribe, force_delete,
                              remove, change_config, set_auto_renew, create_topic, delete_topic, create_group,
-                             delete_group, tick, account_overdue, account_paid, open_account, add_funds, charge>;
+                             delete_group, tick, account_overdue, account_paid, open_account, add_funds, charge,
+                             record_usage>;
 
 /// A short stable name of the command ("renew", "tick", "add_funds"), for logs and metrics.
 /// Thread-safe.

@@ -1,5 +1,6 @@
 #include "ledger/decide.h"
 
+#include "ledger/codec.h"
 #include "ledger/local_time.h"
 #include "ledger/money.h"
 
@@ -14,6 +15,7 @@ namespace mqledger {
 namespace {
 
 using std::chrono::microseconds;
+using codec::format_time;
 namespace ev = events;
 namespace cmd = commands;
 
@@ -75,6 +77,25 @@ bool valid_days_before(std::int32_t days_before, std::int32_t term_months, const
     return !p.auto_renew_max_days_before || days_before <= *p.auto_renew_max_days_before;
 }
 
+// Issue 15: the per-unit rates of a price: each for a usage metric of the policy, none negative.
+// The field names the metric (`price.per_unit.METRIC`).
+std::optional<decision> validate_per_unit(const price& rate, const policy& p) {
+    for (const auto& [metric, amount] : rate.per_unit) {
+        const auto field = "price.per_unit." + metric;
+        if (!p.has_metric(metric))
+            return invalid(field, "\"" + metric + "\" is not a usage metric of " + std::string(to_string(p.prod)) + " " +
+                                      std::string(to_string(p.bill)));
+        if (amount < 0) return invalid(field, "a per-unit rate must not be negative");
+    }
+    return std::nullopt;
+}
+
+// A usage record id: 1 to 128 printable ASCII characters (API `POST /v1/instances/{id}/usage`).
+bool valid_record_id(const std::string& id) {
+    if (id.empty() || id.size() > 128) return false;
+    return std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
 // ---- stage 1: the command alone ----
 
 // The policy table is indexed by product and billing: a value outside the enums (a caller that
@@ -97,6 +118,7 @@ std::optional<decision> validate_purchase_fields(const cmd::purchase& c, const p
     // not be computed exactly is refused here rather than billed wrongly later.
     if (p.cycle != cycle_kind::none && !rate_fits_cycle(c.rate.amount, longest_cycle(p)))
         return invalid("price", "the price is too large: a billing cycle's bill would overflow");
+    if (auto bad = validate_per_unit(c.rate, p)) return bad;
     if (c.bill == billing::subscription && (c.term_months < 1 || c.term_months > p.max_term_months))
         return invalid("term_months", "term_months out of range");
     if (c.bill != billing::subscription && c.term_months != 0)
@@ -299,6 +321,7 @@ struct instance_decider {
         // one cycle's settlement, and a renewal (automatic or not) of the instance's term.
         if (p->cycle != cycle_kind::none && !rate_fits_cycle(c.rate.amount, longest_cycle(*p)))
             return invalid("price", "the price is too large: a billing cycle's bill would overflow");
+        if (auto bad = validate_per_unit(c.rate, *p)) return std::move(*bad);
         if (s.bill == billing::subscription && !checked_mul(c.rate.amount, std::max<std::int32_t>(1, s.term_months)))
             return invalid("price", "price × term overflows");
         const auto& from = s.config.value_or(instance_config{});
@@ -369,6 +392,59 @@ struct instance_decider {
     decision operator()(const cmd::create_group& c) const { return resource_op<ev::group_created>(c.name, s.groups, true); }
     decision operator()(const cmd::delete_group& c) const { return resource_op<ev::group_deleted>(c.name, s.groups, false); }
 
+    // ---- usage (issue 15) ----
+    // Metered usage of [start, end): checked alone, then for a repeat of its id, then against the
+    // policy, the instance's cycles, its billing history and the price in force, and recorded
+    // with the per-unit rate in force at its first billable instant, so its bill is reproducible
+    // from the event. Billed by `settle`.
+    decision operator()(const cmd::record_usage& c) const {
+        if (!valid_record_id(c.record_id))
+            return invalid("record_id", "record_id must be 1 to 128 printable ASCII characters");
+        if (c.metric.empty() || c.metric.size() > 64) return invalid("metric", "metric must be 1 to 64 characters");
+        if (c.quantity < 0) return invalid("quantity", "the quantity must not be negative");
+        if (!supported_time(c.start)) return invalid("start", "start is out of the supported range");
+        if (!supported_time(c.end)) return invalid("end", "end is out of the supported range");
+        if (c.end <= c.start) return invalid("end", "end must be after start");
+        if (c.end > now)
+            return invalid("end", "usage cannot be measured in the future: end is after now (" + format_time(now) + ")");
+        if (c.start < now - usage_lookback)
+            return invalid("start", "the record starts before " + format_time(now - usage_lookback) + ": older than the " +
+                                        std::to_string(usage_lookback / std::chrono::days{1}) +
+                                        "-day lookback, it can no longer be billed");
+        if (const auto seen = s.usage_seen.find(c.record_id); seen != s.usage_seen.end()) {
+            const instance_state::usage_content content{c.metric, c.quantity, c.start, c.end};
+            if (seen->second == content) return emit({});   // a repeat: recorded already
+            return conflict("record_id_reused", "record_id \"" + c.record_id +
+                                                    "\" was recorded with another metric, quantity, start or end");
+        }
+        if (!p->has_metric(c.metric) || s.bill == billing::subscription || p->cycle == cycle_kind::none)
+            return invalid("metric", "\"" + c.metric + "\" is not a usage metric of " + std::string(to_string(s.prod)) +
+                                         " " + std::string(to_string(s.bill)));
+        const auto own = cycle_containing(c.start, *p, s.timezone);
+        if (c.end > own.end)
+            return invalid("end", "the record spans the billing cycle boundary at " + format_time(own.end) +
+                                      ": split the record there");
+        const auto billable = first_billable_instant(s, *p, c.start, c.end);
+        if (!billable)
+            return conflict("not_billable", "the instance was not billable at any time from " + format_time(c.start) +
+                                                " to " + format_time(c.end));
+        const auto rate = billable->in_force->per_unit.find(c.metric);
+        if (rate == billable->in_force->per_unit.end())
+            return invalid("metric", "the price in force at " + format_time(billable->at) + " has no per-unit rate for \"" +
+                                         c.metric + "\"");
+        const auto amount = checked_mul(rate->second, c.quantity);
+        if (!amount) return invalid("quantity", "quantity × the per-unit rate " + std::to_string(rate->second) + " overflows");
+        // The bill this record joins (its cycle's, or the next one) must stay representable: the
+        // usage not billed yet, this record, and the largest time-based part a cycle can have.
+        std::optional<money> unbilled = checked_add(*amount, max_flat_bill(*p));
+        for (const auto& r : s.usage_pending) {
+            const auto a = checked_mul(r.rate, r.quantity);
+            unbilled = a && unbilled ? checked_add(*unbilled, *a) : std::nullopt;
+        }
+        if (!unbilled) return invalid("quantity", "with the usage not billed yet, the next bill would overflow");
+        return emit({on_instance(now, ev::usage_recorded{c.record_id, c.metric, c.quantity, c.start, c.end, rate->second})});
+    }
+
     // ---- cross-stream ----
     decision operator()(const cmd::account_overdue& c) const {
         if (!supported_time(c.since)) return invalid("since", "the overdue time is out of the supported range");
@@ -392,15 +468,29 @@ struct instance_decider {
     // the bill or the balance after it cannot be represented. Prices are bounded at purchase,
     // import and change-config (`rate_fits_cycle`) so that cannot happen; should it anyway (a
     // hand-written log), the settlement is refused rather than recorded with a wrong amount.
+    // Issue 15: the bill is the time-based part (`flat`) plus every pending usage record of this
+    // cycle or an earlier one (recorded late), each quantity × its recorded rate, itemised with
+    // the cycle it belongs to. The account is charged the total.
     std::optional<std::vector<pending_event>> settle(const instance_state& st, const cycle& c, time_point at,
                                                      money& bal) const {
-        const auto amount = cycle_amount(billing_marks(st, *p), c.start, c.end, p->highest_rate_in_cycle);
-        if (!amount || *amount < 0) return std::nullopt;
-        std::vector<pending_event> out{on_instance(at, ev::settled{c.start, c.end, *amount})};
-        if (*amount > 0) {
-            const auto after = checked_sub(bal, *amount);
+        const auto flat = cycle_amount(billing_marks(st, *p), c.start, c.end, p->highest_rate_in_cycle);
+        if (!flat || *flat < 0) return std::nullopt;
+        ev::settled bill{c.start, c.end, *flat, *flat, {}};
+        for (const auto& r : st.usage_pending) {
+            if (r.start >= c.end) continue;   // a later cycle's
+            const auto amount = checked_mul(r.rate, r.quantity);
+            const auto total = amount ? checked_add(bill.amount, *amount) : std::nullopt;
+            if (!total || *amount < 0) return std::nullopt;
+            const auto own = cycle_containing(r.start, *p, st.timezone);
+            bill.usage.push_back({r.record_id, r.metric, r.quantity, r.rate, *amount, own.start, own.end});
+            bill.amount = *total;
+        }
+        const money amount = bill.amount;
+        std::vector<pending_event> out{on_instance(at, std::move(bill))};
+        if (amount > 0) {
+            const auto after = checked_sub(bal, amount);
             if (!after) return std::nullopt;
-            out.push_back(on_account(at, ev::charged{*amount, "settlement", ctx.instance_id, ""}));
+            out.push_back(on_account(at, ev::charged{amount, "settlement", ctx.instance_id, ""}));
             bal = *after;
         }
         return out;

@@ -5,14 +5,15 @@
 namespace mqledger::events {
 namespace {
 // Index-aligned with the alternatives of `event`; checked at compile time below.
-constexpr std::array<std::string_view, 27> names{
+constexpr std::array<std::string_view, 28> names{
     "account.opened", "account.funds_added", "account.charged", "account.refunded",
     "instance.purchased", "instance.imported", "instance.deployed", "instance.stopped", "instance.enabled",
     "instance.renewed", "instance.auto_renew_set", "instance.auto_renew_failed",
     "instance.unsubscribed", "instance.expired", "instance.restored", "instance.suspended", "instance.frozen",
     "instance.force_delete_requested", "instance.released", "instance.deleted",
     "instance.settled", "instance.config_change_started", "instance.config_change_completed",
-    "instance.topic_created", "instance.topic_deleted", "instance.group_created", "instance.group_deleted"};
+    "instance.topic_created", "instance.topic_deleted", "instance.group_created", "instance.group_deleted",
+    "instance.usage_recorded"};
 static_assert(names.size() == std::variant_size_v<event>, "every event alternative needs a type name");
 } // namespace
 

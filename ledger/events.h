@@ -64,7 +64,23 @@ struct released { release_cause cause = release_cause::deadline; std::vector<std
                   std::optional<instance_config> config{};
                   friend bool operator==(const released&, const released&) = default; };
 struct deleted { friend bool operator==(const deleted&, const deleted&) = default; };
-struct settled { time_point cycle_start; time_point cycle_end; money amount = 0; friend bool operator==(const settled&, const settled&) = default; };
+/// One usage record billed by a settlement (issue 15): amount = quantity × rate; the cycle is the
+/// one the record belongs to (earlier than the settled cycle for a record recorded late).
+struct usage_item {
+    std::string record_id;
+    std::string metric;
+    std::int64_t quantity = 0;
+    money rate = 0;
+    money amount = 0;
+    time_point cycle_start;
+    time_point cycle_end;
+    friend bool operator==(const usage_item&, const usage_item&) = default;
+};
+/// The bill of one cycle: amount = flat (the time-based part) + Σ usage[].amount. Schema version
+/// 2; version 1 had neither `flat` nor `usage` and reads as flat = amount, usage = [].
+struct settled { time_point cycle_start; time_point cycle_end; money amount = 0; money flat = 0;
+                 std::vector<usage_item> usage{};
+                 friend bool operator==(const settled&, const settled&) = default; };
 /// A snapshot of what a configuration change changes: the RocketMQ configuration and the price.
 struct config_snapshot { std::optional<instance_config> config; price rate; friend bool operator==(const config_snapshot&, const config_snapshot&) = default; };
 /// amount: > 0 charged (upgrade), < 0 refunded (downgrade), 0 for payg/serverless.
@@ -74,13 +90,25 @@ struct topic_created { std::string name; friend bool operator==(const topic_crea
 struct topic_deleted { std::string name; friend bool operator==(const topic_deleted&, const topic_deleted&) = default; };
 struct group_created { std::string name; friend bool operator==(const group_created&, const group_created&) = default; };
 struct group_deleted { std::string name; friend bool operator==(const group_deleted&, const group_deleted&) = default; };
+/// Metered usage of [start, end) (issue 15), billed at `rate` (the per-unit rate of `metric` in
+/// force at the record's first billable instant) by the settlement of its cycle, or by the
+/// instance's next settlement when that cycle was already settled. Effective at the decision.
+struct usage_recorded {
+    std::string record_id;
+    std::string metric;
+    std::int64_t quantity = 0;
+    time_point start;
+    time_point end;
+    money rate = 0;
+    friend bool operator==(const usage_recorded&, const usage_recorded&) = default;
+};
 
 using event = std::variant<
     account_opened, funds_added, charged, refunded,
     purchased, imported, deployed, stopped, enabled, renewed, auto_renew_set, auto_renew_failed,
     unsubscribed, expired, restored, suspended, frozen, force_delete_requested, released, deleted,
     settled, config_change_started, config_change_completed,
-    topic_created, topic_deleted, group_created, group_deleted>;
+    topic_created, topic_deleted, group_created, group_deleted, usage_recorded>;
 
 /// The dotted type name of an event ("instance.released", "account.funds_added").
 [[nodiscard]] std::string_view type_name(const event& e) noexcept;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <utility>
 
 namespace mqledger {
@@ -20,10 +21,33 @@ void add_mark(instance_state& s, time_point at) {
     if (s.bill == billing::subscription) return;
     if (!s.marks.empty() && s.marks.back().at >= at) {
         // Same instant: the later event wins; never let history run backwards.
-        s.marks.back() = instance_state::mark{s.marks.back().at, s.current, s.rate.amount};
+        s.marks.back() = instance_state::mark{s.marks.back().at, s.current, s.rate.amount, s.rate.per_unit};
         return;
     }
-    s.marks.push_back({at, s.current, s.rate.amount});
+    s.marks.push_back({at, s.current, s.rate.amount, s.rate.per_unit});
+}
+
+// Keeps the billing history from `from` on: the mark in force at `from` (moved to it) and every
+// later one.
+void trim_marks(instance_state& s, time_point from) {
+    std::vector<instance_state::mark> kept;
+    for (std::size_t i = 0; i < s.marks.size(); ++i) {
+        const bool last_before =
+            s.marks[i].at < from && (i + 1 == s.marks.size() || s.marks[i + 1].at > from);
+        if (s.marks[i].at >= from) kept.push_back(s.marks[i]);
+        else if (last_before) {
+            kept.push_back(s.marks[i]);
+            kept.back().at = from;
+        }
+    }
+    s.marks = std::move(kept);
+}
+
+// Forgets the ids of records that start before the lookback from `at`: no record starting then
+// can be accepted any more (decide refuses it before looking for duplicates).
+void forget_old_usage_ids(instance_state& s, time_point at) {
+    const auto horizon = at - usage_lookback;
+    std::erase_if(s.usage_seen, [&](const auto& kv) { return kv.second.start < horizon; });
 }
 
 void enter(instance_state& s, state to, time_point at) {
@@ -124,15 +148,20 @@ struct folder {
     void operator()(const events::settled& e) {
         s.settled_until = e.cycle_end;
         s.billed_total += e.amount;
-        // Keep the state in force at the cycle end and everything after it.
-        std::vector<instance_state::mark> kept;
-        for (std::size_t i = 0; i < s.marks.size(); ++i) {
-            const bool last_before = s.marks[i].at < e.cycle_end &&
-                                     (i + 1 == s.marks.size() || s.marks[i + 1].at > e.cycle_end);
-            if (s.marks[i].at >= e.cycle_end) kept.push_back(s.marks[i]);
-            else if (last_before) kept.push_back({e.cycle_end, s.marks[i].in_state, s.marks[i].rate});
-        }
-        s.marks = std::move(kept);
+        // The usage it billed is no longer pending.
+        std::erase_if(s.usage_pending, [&](const instance_state::usage_record& r) {
+            return std::any_of(e.usage.begin(), e.usage.end(),
+                               [&](const events::usage_item& i) { return i.record_id == r.record_id; });
+        });
+        // Keep the state in force at the cycle end and everything after it, and as far back as
+        // a late usage record may still reach (usage_lookback before now).
+        trim_marks(s, std::min(e.cycle_end, at - usage_lookback));
+        forget_old_usage_ids(s, at);
+    }
+    void operator()(const events::usage_recorded& e) {
+        s.usage_pending.push_back({e.record_id, e.metric, e.quantity, e.start, e.end, e.rate, at});
+        s.usage_seen.insert_or_assign(e.record_id, instance_state::usage_content{e.metric, e.quantity, e.start, e.end});
+        forget_old_usage_ids(s, at);
     }
     void operator()(const events::config_change_started& e) {
         if (e.to.config) s.config = e.to.config;
@@ -179,10 +208,31 @@ instance_state evolve(instance_state s, const events::event& e, time_point effec
     return s;
 }
 
-instance_state evolve(instance_state s, const events::event& e, time_point effective_at, policy_version version) {
-    const bool counted = !is_account_event(e);
+instance_state::phase_terms phase_terms_of(const policy& p, policy_version version) {
+    instance_state::phase_terms t;
+    if (p.lapse) {
+        t.first_for = p.lapse->first_for;
+        t.second_for = p.lapse->second_for;
+    }
+    t.stopped_release_days = p.stopped_release_days;
+    t.stopped_release_hour = p.stopped_release_hour;
+    t.version = version;
+    return t;
+}
+
+instance_state evolve(instance_state s, const events::event& e, time_point effective_at, const policy_set& table) {
+    if (is_account_event(e)) return s;
+    const bool existed = s.exists;
+    const state before = s.current;
+    const time_point before_since = s.state_since;
     s = evolve(std::move(s), e, effective_at);
-    if (counted) s.policy = version;
+    s.policy = table.version();
+    if (!s.exists) return s;
+    const auto& p = table.get(s.prod, s.bill);
+    const bool entered = !existed || s.current != before || s.state_since != before_since;
+    const bool lapse_step = existed && p.lapse && p.lapse->second && before == p.lapse->first &&
+                            s.current == *p.lapse->second && s.phase;
+    if (entered && !lapse_step) s.phase = phase_terms_of(p, table.version());
     return s;
 }
 
@@ -232,14 +282,40 @@ cycle cycle_containing(time_point t, const policy& p, std::string_view timezone)
 
 std::optional<cycle> next_unsettled_cycle(const instance_state& s, const policy& p) {
     if (s.bill == billing::subscription || p.cycle == cycle_kind::none) return std::nullopt;
+    std::optional<cycle> next;
     for (std::size_t i = 0; i < s.marks.size(); ++i) {
         if (!p.billable(s.marks[i].in_state)) continue;
         auto from = s.marks[i].at;
         if (s.settled_until) from = std::max(from, *s.settled_until);
         if (i + 1 < s.marks.size() && s.marks[i + 1].at <= from) continue;
-        return cycle_containing(from, p, s.timezone);
+        next = cycle_containing(from, p, s.timezone);
+        break;
+    }
+    // Issue 15: pending usage makes its cycle due; usage of a settled cycle (recorded late) is
+    // billed by the next settlement, at the latest the one of the cycle it was recorded in.
+    for (const auto& r : s.usage_pending) {
+        auto t = r.start;
+        if (s.settled_until && t < *s.settled_until) t = std::max(r.recorded_at, *s.settled_until);
+        const auto c = cycle_containing(t, p, s.timezone);
+        if (!next || c.start < next->start) next = c;
+    }
+    return next;
+}
+
+std::optional<billable_instant> first_billable_instant(const instance_state& s, const policy& p, time_point start,
+                                                       time_point end) {
+    for (std::size_t i = 0; i < s.marks.size(); ++i) {
+        if (!p.billable(s.marks[i].in_state)) continue;
+        const auto from = std::max(s.marks[i].at, start);
+        const auto to = i + 1 < s.marks.size() ? std::min(s.marks[i + 1].at, end) : end;
+        if (from < to) return billable_instant{from, &s.marks[i]};
     }
     return std::nullopt;
+}
+
+money max_flat_bill(const policy& p) noexcept {
+    const auto longest = longest_cycle(p).count();
+    return longest > 0 ? std::numeric_limits<money>::max() / longest : 0;
 }
 
 std::optional<time_point> force_delete_due(const instance_state& s, const policy& p) {
@@ -279,9 +355,25 @@ std::optional<account_notice> notice_of(const instance_state& s, const policy& p
     return std::nullopt;
 }
 
+namespace {
+
+// The lapse terms an instance's deadlines use: those pinned when it entered its state, else the
+// policy's own.
+instance_state::phase_terms terms_of(const instance_state& s, const policy& p) {
+    return s.phase ? *s.phase : phase_terms_of(p, s.policy);
+}
+
+} // namespace
+
 std::vector<timer> deadlines(const instance_state& s, const policy& p) {
     std::vector<timer> out;
-    if (!s.exists || s.current == state::released || s.current == state::deleted) return out;
+    if (!s.exists) return out;
+    if (s.current == state::released || s.current == state::deleted) {
+        // Issue 15: usage recorded late, for time before the release, is still billed.
+        if (!s.usage_pending.empty())
+            if (const auto c = next_unsettled_cycle(s, p)) out.push_back({timer_kind::settlement, c->end + p.issue_delay});
+        return out;
+    }
     const auto transition = [&](timer_kind k, time_point t) { out.push_back({k, std::max(t, s.state_since)}); };
 
     if (s.bill == billing::subscription && s.expires_at &&
@@ -289,6 +381,7 @@ std::vector<timer> deadlines(const instance_state& s, const policy& p) {
         transition(timer_kind::expiry, *s.expires_at);
         if (const auto a = next_auto_renew_attempt(s, p)) out.push_back({timer_kind::auto_renew_attempt, *a});
     }
+    const auto terms = terms_of(s, p);
     if (p.lapse) {
         const auto& l = *p.lapse;
         const bool on_path = s.bill == billing::subscription ? s.current == l.first : on_overdue_path(s, p);
@@ -296,15 +389,15 @@ std::vector<timer> deadlines(const instance_state& s, const policy& p) {
             const auto kind = !l.second ? timer_kind::release
                               : *l.second == state::frozen ? timer_kind::grace_end
                                                            : timer_kind::suspension;
-            transition(kind, s.state_since + l.first_for);
+            transition(kind, s.state_since + terms.first_for);
         } else if (l.second && s.current == *l.second) {
             transition(*l.second == state::frozen ? timer_kind::retention_end : timer_kind::release,
-                       s.state_since + l.second_for);
+                       s.state_since + terms.second_for);
         }
     }
     if (p.manual_stop && stop_is_manual(s.prod) && s.current == state::stopped)
-        transition(timer_kind::release,
-                   local_hour_days_after(s.state_since, zone_of(s), p.stopped_release_days, p.stopped_release_hour));
+        transition(timer_kind::release, local_hour_days_after(s.state_since, zone_of(s), terms.stopped_release_days,
+                                                              terms.stopped_release_hour));
     if (const auto c = next_unsettled_cycle(s, p)) out.push_back({timer_kind::settlement, c->end + p.issue_delay});
     if (const auto u = config_change_until(s, p)) out.push_back({timer_kind::config_change_completion, *u});
     if (const auto f = force_delete_due(s, p)) out.push_back({timer_kind::force_delete, *f});
@@ -326,11 +419,11 @@ deadline_view view_deadlines(const instance_state& s, const policy& p) {
         case timer_kind::force_delete: keep_min(v.release_at, t.due_at); break;
         case timer_kind::grace_end:
             keep_min(v.freeze_at, t.due_at);
-            if (p.lapse) keep_min(v.release_at, t.due_at + p.lapse->second_for);
+            if (p.lapse) keep_min(v.release_at, t.due_at + terms_of(s, p).second_for);
             break;
         case timer_kind::suspension:
             keep_min(v.suspend_at, t.due_at);
-            if (p.lapse) keep_min(v.release_at, t.due_at + p.lapse->second_for);
+            if (p.lapse) keep_min(v.release_at, t.due_at + terms_of(s, p).second_for);
             break;
         case timer_kind::auto_renew_attempt: keep_min(v.next_auto_renew_at, t.due_at); break;
         case timer_kind::settlement: keep_min(v.next_settlement_at, t.due_at); break;

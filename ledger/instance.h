@@ -8,11 +8,21 @@
 #include "ledger/policy.h"
 #include "ledger/types.h"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace mqledger {
+
+/// How far back usage may be recorded (issue 15; decision): a record starting more than 35 days
+/// before the decision is refused (422, field `start`). 35 days cover a monthly metering export
+/// with a few days of slack. The bound is what keeps an instance's state bounded: the billing
+/// history (`marks`) is kept back to it, so the core can tell whether the instance was billable
+/// when a late record's usage happened, and record ids are remembered for duplicate detection
+/// only while a record with that start could still be accepted. A record id is therefore unique
+/// per instance within the lookback; reused after it, it is a new record.
+inline constexpr duration usage_lookback = std::chrono::days{35};
 
 /// Everything the rules and API.md's instance view need about one instance.
 struct instance_state {
@@ -49,20 +59,64 @@ struct instance_state {
     std::vector<std::string> topics;
     std::vector<std::string> groups;
 
-    // Settlement (payg/serverless): from `at` on the instance is in `in_state` at `rate`; kept
-    // from the last settled cycle end on. The policy says which states are billable.
+    // Settlement (payg/serverless): from `at` on the instance is in `in_state` at `rate`, with the
+    // price's per-unit rates `per_unit`; kept from the last settled cycle end or the usage
+    // lookback before the last settlement, whichever is earlier. The policy says which states
+    // are billable.
     struct mark {
         time_point at{};
         state in_state = state::running;
         money rate = 0;
+        std::map<std::string, money> per_unit{};
         friend bool operator==(const mark&, const mark&) = default;
     };
     std::vector<mark> marks;
     std::optional<time_point> settled_until; // end of the last settled cycle
-    money billed_total = 0;                  // sum of settled amounts
+    money billed_total = 0;                  // sum of settled amounts (flat and usage)
+
+    // Usage records (issue 15). `usage_pending`: recorded and not yet billed, in recording order;
+    // each is billed by the settlement of its cycle or, recorded after that cycle was settled,
+    // by the instance's next settlement. `usage_seen`: the content of every record id whose
+    // start is within `usage_lookback` of the newest folded usage or settlement event (older
+    // ones can no longer be recorded, so their ids are forgotten): a repeat with the same
+    // content is a duplicate, with other content a conflict.
+    struct usage_record {
+        std::string record_id;
+        std::string metric;
+        std::int64_t quantity = 0;
+        time_point start{};
+        time_point end{};
+        money rate = 0;
+        time_point recorded_at{};            // effective_at of its usage_recorded event
+        friend bool operator==(const usage_record&, const usage_record&) = default;
+    };
+    std::vector<usage_record> usage_pending;
+    struct usage_content {
+        std::string metric;
+        std::int64_t quantity = 0;
+        time_point start{};
+        time_point end{};
+        friend bool operator==(const usage_content&, const usage_content&) = default;
+    };
+    std::map<std::string, usage_content> usage_seen;
 
     std::int64_t version = 0;                // number of events folded
     policy_version policy = current_policy_version;
+
+    // The lapse terms of the table in force when the instance entered its current lapse path
+    // (issue 15, docs/rules.md "Policy changes at run time"): a change of the table never moves a
+    // deadline already announced. Pinned when the instance enters a state, kept from a lapse
+    // path's first state into its second; none when folded without a table (then the policy's
+    // own terms apply).
+    struct phase_terms {
+        duration first_for{};
+        duration second_for{};
+        std::int32_t stopped_release_days = 0;
+        std::int32_t stopped_release_hour = 0;
+        policy_version version = current_policy_version;
+        friend bool operator==(const phase_terms&, const phase_terms&) = default;
+    };
+    std::optional<phase_terms> phase;
 
     friend bool operator==(const instance_state&, const instance_state&) = default;
 };
@@ -71,9 +125,15 @@ struct instance_state {
 /// when it took effect under the rules). Account events are ignored. Pure; thread-safe.
 [[nodiscard]] instance_state evolve(instance_state s, const events::event& e, time_point effective_at);
 
-/// As above, also recording the policy version from the event's metadata. Pure; thread-safe.
+/// As above, under the table `table` the event was decided by (the version in its metadata):
+/// records that version, and when the event moves the instance into another state pins that
+/// table's lapse terms (`phase`; not on a lapse path's step from its first state into its
+/// second). Pure; thread-safe.
 [[nodiscard]] instance_state evolve(instance_state s, const events::event& e, time_point effective_at,
-                                    policy_version version);
+                                    const policy_set& table);
+
+/// The terms of `p` an instance entering a state under it is pinned to. Thread-safe.
+[[nodiscard]] instance_state::phase_terms phase_terms_of(const policy& p, policy_version version);
 
 /// The billing history as billable marks under policy `p` (input of `cycle_amount`). Thread-safe.
 [[nodiscard]] std::vector<billing_mark> billing_marks(const instance_state& s, const policy& p);
@@ -109,11 +169,15 @@ struct timer {
 /// Pure; thread-safe.
 [[nodiscard]] std::vector<timer> deadlines(const instance_state& s, const policy& p);
 
-/// The next billing cycle not yet settled, [start, end), when there is billable time in it
-/// (RULES.md "Accounts and payments"). Pure; thread-safe.
+/// The next billing cycle to settle, [start, end) (RULES.md "Accounts and payments"): the first
+/// cycle after the last settled one with billable time in it, or, when earlier, the cycle a
+/// pending usage record makes due (issue 15): its own cycle, or for a record of a cycle already
+/// settled (recorded late) the cycle it was recorded in, so late usage is billed even when the
+/// instance has no billable time left. Pure; thread-safe.
 struct cycle {
     time_point start{};
     time_point end{};
+    friend bool operator==(const cycle&, const cycle&) = default;
 };
 [[nodiscard]] std::optional<cycle> next_unsettled_cycle(const instance_state& s, const policy& p);
 
@@ -124,6 +188,22 @@ struct cycle {
 
 /// The cycle of policy `p` containing `t`. Pure; thread-safe.
 [[nodiscard]] cycle cycle_containing(time_point t, const policy& p, std::string_view timezone);
+
+/// The first instant of [start, end) at which the instance was billable under `p` (issue 15:
+/// usage is billed only for billable time), with the billing mark in force then (its per-unit
+/// rates are the price in force); nothing when it was not billable at any instant of it. Reads
+/// the marks, which reach back to `usage_lookback` before the last settlement. Thread-safe.
+struct billable_instant {
+    time_point at{};
+    const instance_state::mark* in_force = nullptr;
+};
+[[nodiscard]] std::optional<billable_instant> first_billable_instant(const instance_state& s, const policy& p,
+                                                                     time_point start, time_point end);
+
+/// The largest flat (time-based) part one cycle's bill of policy `p` can have: every rate
+/// `rate_fits_cycle` accepts is at most this, and a cycle's flat part is at most its highest
+/// rate. Usage is refused when the bill it joins could overflow with it. Thread-safe.
+[[nodiscard]] money max_flat_bill(const policy& p) noexcept;
 
 /// When the force-delete task runs (K: at once for a subscription; for payg/serverless at the
 /// next settlement time, when the final bill is generated). Pure; thread-safe.

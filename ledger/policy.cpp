@@ -2,9 +2,13 @@
 
 #include <boost/json.hpp>
 
+#include <mutex>
 #include <string_view>
 
 namespace mqledger {
+
+namespace json = boost::json;
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -38,6 +42,7 @@ policy kafka(billing b) {
     }
     p.at(state::released) = sp("Released", false, false, true, {action::remove});
     p.at(state::deleted) = sp("Deleted", false, false, false, {});
+    if (!sub) p.usage_metrics = {"storage_gb_hours"};                 // decision: storage by usage
     return p;
 }
 
@@ -99,6 +104,7 @@ policy rocketmq(billing b) {
     }
     p.at(state::released) = sp("Released", false, false, true, {action::remove});
     p.at(state::deleted) = sp("Deleted", false, false, false, {});
+    if (!sub) p.usage_metrics = {"storage_gb_hours"};                 // Q: storage "Billed on a pay-as-you-go basis"
     return p;
 }
 
@@ -115,6 +121,7 @@ policy mqtt(billing b) {
         p.issue_delay = std::chrono::hours{9};                        // decision: within M's 8-10 h
         p.billable_in_overdue_grace = true;                           // M: runs normally in grace
         p.lapse = lapse_path{state::expired, 24h, state::suspended, 7 * day};
+        p.usage_metrics = {"messages"};                               // M: "measures the previous day's usage"
     } else if (b == billing::serverless) {
         p.purchase_allowed = false;                                   // decision: M offers no serverless
         p.import_allowed = false;
@@ -142,6 +149,14 @@ bool set_int(const boost::json::value& v, std::int32_t& out) {
 bool set_bool(const boost::json::value& v, bool& out) {
     if (!v.is_bool()) return false;
     out = v.as_bool();
+    return true;
+}
+
+// A metric name: 1..64 of [a-z0-9_], starting with a letter.
+bool valid_metric_name(std::string_view m) {
+    if (m.empty() || m.size() > 64 || m.front() < 'a' || m.front() > 'z') return false;
+    for (const char c : m)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
     return true;
 }
 
@@ -191,6 +206,13 @@ bool apply(const boost::json::object& o, policy& p, std::string& error) {
         } else if (k == "retention_days" || k == "suspension_days" || k == "second_phase_hours") {
             ok = set_int(v, n) && p.lapse.has_value() && p.lapse->second.has_value();
             if (ok) p.lapse->second_for = k == "second_phase_hours" ? duration{std::chrono::hours{n}} : duration{n * day};
+        } else if (k == "usage_metrics" && v.is_array()) {
+            std::vector<std::string> metrics;
+            for (const auto& m : v.as_array()) {
+                if (!m.is_string() || !valid_metric_name(m.as_string())) { ok = false; break; }
+                metrics.emplace_back(m.as_string());
+            }
+            if (ok) p.usage_metrics = std::move(metrics);
         } else if (k == "states" && v.is_object()) {
             for (const auto& [sname, sv] : v.as_object()) {
                 const auto s = parse_state(sname);
@@ -232,15 +254,109 @@ std::optional<policy_set> policy_set::with_overrides(const boost::json::value& o
     return out;
 }
 
-policy_registry::policy_registry() { add(policy_set::defaults()); }
+namespace {
 
-void policy_registry::add(policy_set set) { sets_.insert_or_assign(set.version(), std::move(set)); }
-
-const policy_set* policy_registry::find(policy_version version) const {
-    const auto it = sets_.find(version);
-    return it == sets_.end() ? nullptr : &it->second;
+json::array string_array(const std::vector<std::string>& v) {
+    json::array a;
+    for (const auto& s : v) a.emplace_back(s);
+    return a;
 }
 
-const policy_set& policy_registry::current() const { return sets_.rbegin()->second; }
+// A duration as whole days when it is one, else whole hours (the override keys take both).
+void put_duration(json::object& o, const char* days_key, const char* hours_key, duration d) {
+    const auto hours = std::chrono::duration_cast<std::chrono::hours>(d).count();
+    if (hours % 24 == 0 && days_key != nullptr) o[days_key] = hours / 24;
+    else o[hours_key] = hours;
+}
+
+json::object policy_json(const policy& p) {
+    json::object o;
+    o["purchase_allowed"] = p.purchase_allowed;
+    o["purchase_refusal"] = p.purchase_refusal;
+    o["import_allowed"] = p.import_allowed;
+    o["max_term_months"] = p.max_term_months;
+    o["purchase_requires_no_debt"] = p.purchase_requires_no_debt;
+    o["upgrade_requires_no_debt"] = p.upgrade_requires_no_debt;
+    if (p.lapse) {
+        put_duration(o, "grace_days", "grace_hours", p.lapse->first_for);
+        if (p.lapse->second)
+            put_duration(o, *p.lapse->second == state::frozen ? "retention_days" : "suspension_days", "second_phase_hours",
+                         p.lapse->second_for);
+    }
+    o["stopped_release_days"] = p.stopped_release_days;
+    o["stopped_release_hour"] = p.stopped_release_hour;
+    o["auto_renew_allowed"] = p.auto_renew_allowed;
+    o["auto_renew_days_before"] = p.auto_renew_days_before;
+    if (p.auto_renew_max_days_before) o["auto_renew_max_days_before"] = *p.auto_renew_max_days_before;
+    o["auto_renew_hour"] = p.auto_renew_hour;
+    o["issue_delay_hours"] = std::chrono::duration_cast<std::chrono::hours>(p.issue_delay).count();
+    o["change_in_progress_minutes"] = std::chrono::duration_cast<std::chrono::minutes>(p.change_in_progress).count();
+    o["usage_metrics"] = string_array(p.usage_metrics);
+    json::object states;
+    for (std::size_t i = 0; i < p.states.size(); ++i) {
+        const auto& st = p.states[i];
+        if (!st.valid) continue;
+        states[to_string(static_cast<state>(i))] = json::object{
+            {"display_name", st.display_name}, {"service_available", st.service_available},
+            {"data_retained", st.data_retained}, {"console_api_enabled", st.console_api_enabled},
+            {"actions", string_array(st.actions)}};
+    }
+    o["states"] = std::move(states);
+    return o;
+}
+
+} // namespace
+
+json::object table_json(const policy_set& set) {
+    json::object out;
+    for (auto p : {product::kafka, product::rabbitmq, product::rocketmq, product::mqtt})
+        for (auto b : {billing::subscription, billing::payg, billing::serverless})
+            out[std::string(to_string(p)) + "/" + std::string(to_string(b))] = policy_json(set.get(p, b));
+    return out;
+}
+
+std::optional<policy_set> table_from_json(const json::value& table, policy_version version, std::string& error) {
+    auto set = policy_set::defaults(version).with_overrides(table, error);
+    if (set) set->set_version(version);
+    return set;
+}
+
+policy_registry::policy_registry() { add(policy_set::defaults()); }
+
+policy_registry::policy_registry(const policy_registry& other) {
+    std::shared_lock lock(other.mutex_);
+    sets_ = other.sets_;
+}
+
+policy_registry& policy_registry::operator=(const policy_registry& other) {
+    if (this == &other) return *this;
+    std::scoped_lock lock(mutex_, other.mutex_);
+    sets_ = other.sets_;
+    return *this;
+}
+
+void policy_registry::add(policy_set set) {
+    auto p = std::make_shared<const policy_set>(std::move(set));
+    std::unique_lock lock(mutex_);
+    sets_.insert_or_assign(p->version(), std::move(p));
+}
+
+const policy_set* policy_registry::find(policy_version version) const {
+    std::shared_lock lock(mutex_);
+    const auto it = sets_.find(version);
+    return it == sets_.end() ? nullptr : it->second.get();
+}
+
+const policy_set& policy_registry::current() const {
+    std::shared_lock lock(mutex_);
+    return *sets_.rbegin()->second;
+}
+
+std::vector<policy_version> policy_registry::versions() const {
+    std::shared_lock lock(mutex_);
+    std::vector<policy_version> out;
+    for (const auto& [v, set] : sets_) out.push_back(v);
+    return out;
+}
 
 } // namespace mqledger

@@ -19,7 +19,10 @@
 // suspension_days | second_phase_hours (second lapse phase), stopped_release_days,
 // stopped_release_hour, auto_renew_allowed (bool), auto_renew_days_before,
 // auto_renew_max_days_before (an extra cap; none by default), auto_renew_hour, issue_delay_hours, change_in_progress_minutes,
-// purchase_requires_no_debt (bool), upgrade_requires_no_debt (bool), states (as above; any subset of the flags).
+// purchase_requires_no_debt (bool), upgrade_requires_no_debt (bool), usage_metrics (array of
+// metric names), states (as above; any subset of the flags).
+// `table_json` writes a whole table in this same format (every overridable field), so
+// `defaults().with_overrides(table_json(t))` gives `t` back: what `policy.changed` records.
 #pragma once
 
 #include "ledger/types.h"
@@ -28,6 +31,9 @@
 
 #include <array>
 #include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string_view>
 #include <optional>
 #include <string>
 #include <vector>
@@ -124,6 +130,19 @@ struct policy {
     duration change_in_progress{};           // Q; decision: 5 minutes
     config_change_policy config;
 
+    // Usage-based billing (issue 15): the metrics a price may carry per-unit rates for and usage
+    // records may report. Decisions: RocketMQ and Kafka pay-as-you-go/serverless
+    // `storage_gb_hours` (Q: storage "Billed on a pay-as-you-go basis"), MQTT pay-as-you-go
+    // `messages` (M: "measures the previous day's usage"); none for subscriptions, which have no
+    // billing cycles to settle usage in.
+    std::vector<std::string> usage_metrics;
+    /// True when `metric` is one of `usage_metrics`. Thread-safe when const.
+    [[nodiscard]] bool has_metric(std::string_view metric) const {
+        for (const auto& m : usage_metrics)
+            if (m == metric) return true;
+        return false;
+    }
+
     std::array<state_policy, 8> states{};
 
     /// The flags, name and actions of state `s`. Thread-safe when const.
@@ -179,21 +198,38 @@ private:
     policy_version version_ = current_policy_version;
 };
 
+/// The whole table in the override format, every overridable field of every (product, billing)
+/// written out; keys sorted by Boost.JSON's insertion order, which is fixed. Thread-safe.
+[[nodiscard]] boost::json::object table_json(const policy_set& set);
+
+/// The table of a `policy.changed` event's `table` (issue 15): `defaults(version)` with `table`
+/// applied as overrides; nothing (and `error`) when it does not parse. Thread-safe.
+[[nodiscard]] std::optional<policy_set> table_from_json(const boost::json::value& table, policy_version version,
+                                                         std::string& error);
+
 /// Every policy version ever in force, so a replay judges an event by the version in its
-/// metadata. Not thread-safe to modify; const use is thread-safe.
+/// metadata. Versions are only added, never removed, so a reference from `find` or `current`
+/// stays valid while the registry lives. All members are thread-safe (a daemon adds a version
+/// on SIGHUP while requests read).
 class policy_registry {
 public:
     /// A registry holding `defaults()` as version `current_policy_version`.
     policy_registry();
-    /// Adds (or replaces) a version and makes the newest version current.
+    policy_registry(const policy_registry& other);
+    policy_registry& operator=(const policy_registry& other);
+    /// Adds (or replaces) a version and makes the newest version current. A daemon only ever
+    /// adds new versions: replacing one that a reader holds is for building tables in tests.
     void add(policy_set set);
     /// The set of `version`, or nullptr when unknown.
     [[nodiscard]] const policy_set* find(policy_version version) const;
     /// The newest version: what new events are judged by.
     [[nodiscard]] const policy_set& current() const;
+    /// Every version held, oldest first.
+    [[nodiscard]] std::vector<policy_version> versions() const;
 
 private:
-    std::map<policy_version, policy_set> sets_;
+    mutable std::shared_mutex mutex_;
+    std::map<policy_version, std::shared_ptr<const policy_set>> sets_;
 };
 
 } // namespace mqledger

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,11 +31,15 @@ enum class state { not_deployed, running, expired, stopped, suspended, frozen, r
 [[nodiscard]] std::optional<state> parse_state(std::string_view s) noexcept;
 
 /// A price: `monthly` for subscriptions, `hourly` for Kafka/RocketMQ payg and serverless (and
-/// RabbitMQ payg), `daily` for MQTT payg (API.md "Instances").
+/// RabbitMQ payg), `daily` for MQTT payg (API.md "Instances"); plus optional per-unit rates of
+/// metered usage (issue 15): metric name → minor units per unit of a usage record's quantity.
+/// Only the metrics of the instance's policy (`policy::usage_metrics`) are accepted (decide).
+/// Encoded only when non-empty, so prices written before usage billing are unchanged.
 struct price {
     enum class unit { monthly, hourly, daily };
     unit per = unit::monthly;
     money amount = 0;
+    std::map<std::string, money> per_unit{};
     friend bool operator==(const price&, const price&) = default;
 };
 [[nodiscard]] std::string_view to_string(price::unit u) noexcept;

@@ -87,7 +87,7 @@ public:
             out_.push_back(pe);
             if (const auto iid = instance_id_of(pe.stream)) {
                 auto& s = instance(*iid);
-                s = evolve(std::move(s), pe.data, pe.effective_at, policies_.version());
+                s = evolve(std::move(s), pe.data, pe.effective_at, policies_);
                 s.id = *iid;
                 requeue(*iid);
             } else if (const auto aid = account_id_of(pe.stream)) {

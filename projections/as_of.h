@@ -4,6 +4,7 @@
 
 #include "ledger/account.h"
 #include "ledger/instance.h"
+#include "ledger/policy.h"
 
 #include <pqxx/pqxx>
 
@@ -14,9 +15,11 @@ namespace mqledger::projections {
 /// The instance as of `t`: its stream's events with effective_at <= t folded in version order
 /// (`exists` is false when it had not been purchased or imported by then). Throws
 /// projection_error or pqxx exceptions. Thread-safe (uses only `tx`).
-[[nodiscard]] instance_state instance_as_of(pqxx::transaction_base& tx, const std::string& instance_id, time_point t);
+[[nodiscard]] instance_state instance_as_of(pqxx::transaction_base& tx, const std::string& instance_id, time_point t,
+                                            const policy_registry& policies);
 
 /// The account as of `t`, likewise. Throws projection_error or pqxx exceptions. Thread-safe.
-[[nodiscard]] account_state account_as_of(pqxx::transaction_base& tx, const std::string& account_id, time_point t);
+[[nodiscard]] account_state account_as_of(pqxx::transaction_base& tx, const std::string& account_id, time_point t,
+                                          const policy_registry& policies);
 
 } // namespace mqledger::projections

@@ -67,7 +67,7 @@ incremental_report check_conformance_since(pqxx::connection& c, const policy_reg
         // The accounts of the instances too (an instance's unit reads its account).
         projection_set set;
         for (const auto& e : store::read_streams_before(tx, streams, out.replayed_from)) {
-            fold(set, e);
+            fold(set, e, policies);
             ++out.events_folded;
         }
         for (auto& [id, st] : set.instances) {

@@ -1,6 +1,8 @@
 #include "projections/projector.h"
 
+#include "ledger/canonical_json.h"
 #include "ledger/codec.h"
+#include "ledger/store/hash_chain.h"
 #include "projections/rows.h"
 #include "projections/snapshot.h"
 
@@ -73,19 +75,56 @@ account_state parse_account_snapshot(std::string_view text, const std::string& i
     return std::move(*a);
 }
 
-void fold(projection_set& into, const store::recorded_event& e) {
+void fold(projection_set& into, const store::recorded_event& e, const policy_registry& policies) {
     into.position = std::max(into.position, e.position);
     if (auto id = instance_id_of(e.stream)) {
         auto d = decode_recorded(e);
+        const policy_set* table = policies.find(d.policy);
+        if (table == nullptr)
+            throw projection_error("unknown policy_version " + std::to_string(d.policy) + " (position " +
+                                   std::to_string(e.position) + "): no policy.changed event records it");
         auto& s = into.instances[*id];
         if (s.id.empty()) s.id = *id; // events carry no id: the stream names the instance
-        s = evolve(std::move(s), d.data, d.effective_at, d.policy);
+        s = evolve(std::move(s), d.data, d.effective_at, *table);
     } else if (auto aid = account_id_of(e.stream)) {
         auto d = decode_recorded(e);
         auto& a = into.accounts[*aid];
         a = evolve(std::move(a), d.data, d.effective_at);
     }
     // Other streams are not projected (the store accepts any stream name).
+}
+
+json::object policy_changed_data(const policy_set& set) {
+    auto table = table_json(set);
+    auto hash = store::sha256_hex(canonical_json(table));
+    return json::object{{"policy_version", set.version()}, {"hash", std::move(hash)}, {"table", std::move(table)}};
+}
+
+policy_registry load_policies(pqxx::transaction_base& tx) {
+    policy_registry out;
+    for (const auto& e : store::read_stream(tx, policy_stream)) {
+        const std::string where = " (position " + std::to_string(e.position) + ")";
+        if (e.type != policy_changed_type) throw projection_error("unexpected event " + e.type + " on stream policy" + where);
+        const auto* v = e.data.if_contains("policy_version");
+        const auto* table = e.data.if_contains("table");
+        const auto* hash = e.data.if_contains("hash");
+        if (v == nullptr || table == nullptr || hash == nullptr || !hash->is_string())
+            throw projection_error("policy.changed without policy_version, table and hash" + where);
+        const int version = metadata_int(*v, "policy_version" + where);
+        if (version <= out.current().version())
+            throw projection_error("policy.changed version " + std::to_string(version) + " does not follow version " +
+                                   std::to_string(out.current().version()) + where);
+        std::string error;
+        auto set = table_from_json(*table, version, error);
+        if (!set) throw projection_error("policy.changed table does not parse" + where + ": " + error);
+        const auto expected = policy_changed_data(*set);
+        if (expected.at("hash") != *hash)
+            throw projection_error("policy.changed hash differs from its table's" + where);
+        if (expected.at("table") != *table)
+            throw projection_error("policy.changed table is not in its canonical form" + where);
+        out.add(std::move(*set));
+    }
+    return out;
 }
 
 const policy& policy_of(const instance_state& s, const policy_registry& policies) {
@@ -280,7 +319,7 @@ store::batch_writes projector::writes(pqxx::transaction_base& tx, const std::vec
         }
     }
 
-    for (const auto& e : events) fold(set, e);
+    for (const auto& e : events) fold(set, e, policies_);
 
     for (const auto& id : iids) {
         const auto& s = set.instances.at(id);

@@ -66,8 +66,23 @@ struct projection_set {
 };
 
 /// Folds one recorded event into `into` (instance or account by its stream; other streams only
-/// advance the position). Throws projection_error. Not thread-safe on the same set.
-void fold(projection_set& into, const store::recorded_event& e);
+/// advance the position), an instance event under the table of the `policy_version` in its
+/// metadata. Throws projection_error (also for a version `policies` does not hold). Not
+/// thread-safe on the same set.
+void fold(projection_set& into, const store::recorded_event& e, const policy_registry& policies);
+
+/// Every policy version the log records (`policy.changed` events on stream `policy`, issue 15) on
+/// top of the built-in defaults (version 1). Throws projection_error when an event's table does
+/// not parse or its hash differs from its table's. Thread-safe (uses only `tx`).
+[[nodiscard]] policy_registry load_policies(pqxx::transaction_base& tx);
+
+/// The `policy.changed` event data of `set`: its version, table and table hash (SHA-256 of the
+/// table's canonical JSON, hex). Thread-safe.
+[[nodiscard]] boost::json::object policy_changed_data(const policy_set& set);
+
+/// The name of the stream policy changes are appended to, and their event type.
+inline constexpr const char* policy_stream = "policy";
+inline constexpr const char* policy_changed_type = "policy.changed";
 
 /// The policy the derived columns of `s` are computed under: the version the state was last
 /// written under, else the registry's current one. Thread-safe.

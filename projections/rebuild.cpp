@@ -68,11 +68,12 @@ std::string lock_all() {
 
 } // namespace
 
-projection_set fold_log(pqxx::transaction_base& tx, projection_set start, const rebuild_progress& progress) {
+projection_set fold_log(pqxx::transaction_base& tx, const policy_registry& policies, projection_set start,
+                        const rebuild_progress& progress) {
     const auto head = progress ? store::head(tx).position : 0;
     for (;;) {
         const auto page = store::read_all(tx, start.position, page_events);
-        for (const auto& e : page) fold(start, e);
+        for (const auto& e : page) fold(start, e, policies);
         if (progress) progress(start.position, head);
         if (static_cast<std::int64_t>(page.size()) < page_events) return start;
     }
@@ -84,7 +85,7 @@ rebuild_report rebuild(const std::string& conninfo, const policy_registry& polic
     {
         // The long pass runs without locks: appends go on meanwhile.
         pqxx::read_transaction r(c);
-        set = fold_log(r, {}, progress);
+        set = fold_log(r, policies, {}, progress);
     }
     // The swap: ACCESS EXCLUSIVE on every projection table also blocks the projector's and the
     // engine's reads, so an append that started before the swap sees the swapped-in tables after
@@ -101,7 +102,7 @@ rebuild_report rebuild(const std::string& conninfo, const policy_registry& polic
             w.exec("SELECT pg_advisory_xact_lock(" + std::to_string(store::append_lock_key) + ")");
             w.exec(lock_all());
             w.exec("SET LOCAL lock_timeout = 0");
-            auto now = fold_log(w, set);   // the events committed since the long pass
+            auto now = fold_log(w, policies, set);   // the events committed since the long pass
             const auto report = write_scratch(w, now, policies);
             for (const char* t : tables) {
                 w.exec(std::string("DELETE FROM ") + t + owned_rows(t));
@@ -134,7 +135,7 @@ std::optional<difference> compare(const std::string& conninfo, const policy_regi
     // One snapshot for the log and the live tables: they are committed together, so a
     // consistent store compares equal even while appends go on.
     pqxx::transaction<pqxx::repeatable_read> w(c);
-    const auto set = fold_log(w);
+    const auto set = fold_log(w, policies);
     (void)write_scratch(w, set, policies);
     for (const char* t : tables) {
         const std::string live(t), rebuilt = scratch(t);

@@ -20,7 +20,7 @@ namespace mqledger::projections {
 /// Told after every page folded: the last position folded and the head when the pass began.
 using rebuild_progress = std::function<void(std::int64_t position, std::int64_t head)>;
 
-[[nodiscard]] projection_set fold_log(pqxx::transaction_base& tx, projection_set start = {},
+[[nodiscard]] projection_set fold_log(pqxx::transaction_base& tx, const policy_registry& policies, projection_set start = {},
                                       const rebuild_progress& progress = {});
 
 struct rebuild_report {

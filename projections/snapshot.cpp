@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 namespace mqledger::projections {
@@ -118,6 +119,25 @@ json::object encode_config(const instance_config& c) {
             {"bandwidth_mbps", c.bandwidth_mbps}};
 }
 
+// Per-unit rates (issue 15): written only when there are some, so snapshots without usage keep
+// their shape; absent reads as none.
+json::object encode_rates(const std::map<std::string, money>& rates) {
+    json::object o;
+    for (const auto& [metric, rate] : rates) o[metric] = rate;
+    return o;
+}
+
+std::map<std::string, money> decode_rates(const json::value& v, const std::string& path) {
+    if (!v.is_object()) reader::fail(path, "not an object");
+    std::map<std::string, money> out;
+    for (const auto& kv : v.get_object()) {
+        const auto key = std::string(kv.key());
+        if (!kv.value().is_int64()) reader::fail(path + "." + key, "not an integer");
+        out.emplace(key, kv.value().get_int64());
+    }
+    return out;
+}
+
 instance_config decode_config(const json::value& v, const std::string& path) {
     reader r(v, path);
     instance_config c;
@@ -149,6 +169,7 @@ json::object encode_snapshot(const instance_state& s) {
     o["expires_at"] = opt_time(s.expires_at);
     o["overdue_since"] = opt_time(s.overdue_since);
     o["price"] = json::object{{"per", to_string(s.rate.per)}, {"amount", s.rate.amount}};
+    if (!s.rate.per_unit.empty()) o["price"].as_object()["per_unit"] = encode_rates(s.rate.per_unit);
     o["config"] = s.config ? json::value(encode_config(*s.config)) : json::value(nullptr);
     o["auto_renew"] = json::object{{"enabled", s.auto_renew.enabled}, {"days_before", s.auto_renew.days_before}};
     o["auto_renew_not_before"] = time_value(s.auto_renew_not_before);
@@ -160,13 +181,39 @@ json::object encode_snapshot(const instance_state& s) {
     o["groups"] = strings(s.groups);
     json::array marks;
     marks.reserve(s.marks.size());
-    for (const auto& m : s.marks)
-        marks.emplace_back(json::object{{"at", time_value(m.at)}, {"in_state", to_string(m.in_state)}, {"rate", m.rate}});
+    for (const auto& m : s.marks) {
+        json::object mo{{"at", time_value(m.at)}, {"in_state", to_string(m.in_state)}, {"rate", m.rate}};
+        if (!m.per_unit.empty()) mo["per_unit"] = encode_rates(m.per_unit);
+        marks.emplace_back(std::move(mo));
+    }
     o["marks"] = std::move(marks);
     o["settled_until"] = opt_time(s.settled_until);
     o["billed_total"] = s.billed_total;
+    // Usage (issue 15): only when there is some, absent in snapshots written before.
+    if (!s.usage_pending.empty()) {
+        json::array pending;
+        for (const auto& r : s.usage_pending)
+            pending.emplace_back(json::object{{"record_id", r.record_id}, {"metric", r.metric}, {"quantity", r.quantity},
+                                              {"start", time_value(r.start)}, {"end", time_value(r.end)},
+                                              {"rate", r.rate}, {"recorded_at", time_value(r.recorded_at)}});
+        o["usage_pending"] = std::move(pending);
+    }
+    if (!s.usage_seen.empty()) {
+        json::object seen;
+        for (const auto& [id, c] : s.usage_seen)
+            seen[id] = json::object{{"metric", c.metric}, {"quantity", c.quantity}, {"start", time_value(c.start)},
+                                    {"end", time_value(c.end)}};
+        o["usage_seen"] = std::move(seen);
+    }
     o["version"] = s.version;
     o["policy_version"] = s.policy;
+    if (s.phase) {
+        const auto us = [](duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };
+        o["phase"] = json::object{{"first_for_us", us(s.phase->first_for)}, {"second_for_us", us(s.phase->second_for)},
+                                  {"stopped_release_days", s.phase->stopped_release_days},
+                                  {"stopped_release_hour", s.phase->stopped_release_hour},
+                                  {"policy_version", s.phase->version}};
+    }
     return o;
 }
 
@@ -203,9 +250,11 @@ std::optional<instance_state> decode_instance_snapshot(const json::value& v, std
         s.expires_at = r.opt_time("expires_at");
         s.overdue_since = r.opt_time("overdue_since");
         {
-            reader p(r.at("price"), "price");
+            const auto& pv = r.at("price");
+            reader p(pv, "price");
             s.rate.per = p.enumerated<price::unit>("per", parse_price_unit);
             s.rate.amount = p.int64("amount");
+            if (pv.get_object().contains("per_unit")) s.rate.per_unit = decode_rates(p.at("per_unit"), "price.per_unit");
             p.done();
         }
         if (const auto& c = r.at("config"); !c.is_null()) s.config = decode_config(c, "config");
@@ -227,19 +276,65 @@ std::optional<instance_state> decode_instance_snapshot(const json::value& v, std
             if (!m.is_array()) reader::fail("marks", "not an array");
             std::size_t i = 0;
             for (const auto& e : m.get_array()) {
-                reader mr(e, "marks[" + std::to_string(i++) + "]");
+                const auto path = "marks[" + std::to_string(i++) + "]";
+                reader mr(e, path);
                 instance_state::mark mk;
                 mk.at = mr.time("at");
                 mk.in_state = mr.enumerated<state>("in_state", parse_state);
                 mk.rate = mr.int64("rate");
+                if (e.get_object().contains("per_unit")) mk.per_unit = decode_rates(mr.at("per_unit"), path + ".per_unit");
                 mr.done();
                 s.marks.push_back(mk);
             }
         }
         s.settled_until = r.opt_time("settled_until");
         s.billed_total = r.int64("billed_total");
+        if (v.get_object().contains("usage_pending")) {
+            const auto& u = r.at("usage_pending");
+            if (!u.is_array()) reader::fail("usage_pending", "not an array");
+            std::size_t i = 0;
+            for (const auto& e : u.get_array()) {
+                reader ur(e, "usage_pending[" + std::to_string(i++) + "]");
+                instance_state::usage_record rec;
+                rec.record_id = ur.string("record_id");
+                rec.metric = ur.string("metric");
+                rec.quantity = ur.int64("quantity");
+                rec.start = ur.time("start");
+                rec.end = ur.time("end");
+                rec.rate = ur.int64("rate");
+                rec.recorded_at = ur.time("recorded_at");
+                ur.done();
+                s.usage_pending.push_back(std::move(rec));
+            }
+        }
+        if (v.get_object().contains("usage_seen")) {
+            const auto& u = r.at("usage_seen");
+            if (!u.is_object()) reader::fail("usage_seen", "not an object");
+            for (const auto& kv : u.get_object()) {
+                const auto id = std::string(kv.key());
+                reader ur(kv.value(), "usage_seen." + id);
+                instance_state::usage_content c;
+                c.metric = ur.string("metric");
+                c.quantity = ur.int64("quantity");
+                c.start = ur.time("start");
+                c.end = ur.time("end");
+                ur.done();
+                s.usage_seen.emplace(id, std::move(c));
+            }
+        }
         s.version = r.int64("version");
         s.policy = r.int32("policy_version");
+        if (v.get_object().contains("phase")) {   // absent in snapshots written before issue 15
+            reader pr(r.at("phase"), "phase");
+            instance_state::phase_terms t;
+            t.first_for = std::chrono::microseconds{pr.int64("first_for_us")};
+            t.second_for = std::chrono::microseconds{pr.int64("second_for_us")};
+            t.stopped_release_days = pr.int32("stopped_release_days");
+            t.stopped_release_hour = pr.int32("stopped_release_hour");
+            t.version = pr.int32("policy_version");
+            pr.done();
+            s.phase = t;
+        }
         r.done();
         return s;
     } catch (const refused& e) {

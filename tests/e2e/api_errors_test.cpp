@@ -224,6 +224,23 @@ TEST_CASE("api errors: 401 without or with a bad token, 403 for a role that may 
     CHECK(r.status == 200);
     CHECK(num(r.json.at("balance")) == 5000);
 
+    // An Idempotency-Key belongs to its caller: the same key and body from another token is
+    // refused (422), never answered with the first caller's response, and writes nothing.
+    auto with_key = [&](const std::string& token) {
+        auto h = as(token);
+        h.emplace_back("Idempotency-Key", "funds-shared-key");
+        return h;
+    };
+    r = l.c.post("/v1/accounts/acc-1/funds", funds, with_key("billing-secret"));
+    CHECK(r.status == 200);
+    CHECK(num(r.json.at("balance")) == 10000);
+    r = l.c.post("/v1/accounts/acc-1/funds", funds, with_key("billing-secret"));   // the same caller: a replay
+    CHECK(r.status == 200);
+    CHECK(num(r.json.at("balance")) == 10000);
+    r = l.refused([&] { return l.c.post("/v1/accounts/acc-1/funds", funds, with_key("admin-secret")); }, 422, "invalid");
+    CHECK(str(err(r, "field")) == "Idempotency-Key");
+    CHECK(num(l.c.get("/v1/accounts/acc-1", as("admin-secret")).json.at("balance")) == 10000);
+
     const auto body = purchase_body("k-1", "acc-1", "kafka", "payg", hourly(100));
     l.refused([&] { return l.c.post("/v1/instances", body, as("auditor-secret")); }, 403, "forbidden");
     r = l.c.post("/v1/instances", body, as("operator-secret"));

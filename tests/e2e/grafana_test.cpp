@@ -7,6 +7,7 @@
 // (--witness-key), so the Transparency row has data too.
 #include "tests/e2e/http_client.h"
 
+#include "ledger/codec.h"
 #include "ledger/store/checkpoint.h"
 #include "ledger/store/digest.h"
 
@@ -268,7 +269,7 @@ std::string as_grafana_sends_it(std::string expr) {
 json::object kafka_payg(const std::string& id, const std::string& account) {
     return json::object{{"instance_id", id},     {"account_id", account}, {"product", "kafka"},
                         {"billing", "payg"},     {"timezone", "Asia/Shanghai"},
-                        {"price", json::object{{"hourly", 120}}}};
+                        {"price", json::object{{"hourly", 120}, {"per_unit", json::object{{"storage_gb_hours", 3}}}}}};
 }
 
 } // namespace
@@ -435,6 +436,15 @@ TEST_CASE("grafana: Debian's prometheus scrapes a running daemon and every PromQ
         post("/v1/instances/" + id + "/actions/deploy", json::object{});
         if (step > 0) {
             const auto previous = "k-" + std::to_string(step - 1);
+            // A second of storage an hour after it started running, recorded late (that hour is
+            // settled): billed by its next settlement, at the next clock move (the Usage row).
+            const auto since = c.get("/v1/instances/" + previous);
+            ok(since, 200, "GET previous instance");
+            const auto from = *mqledger::codec::parse_time(str(since.json.at("state_since"))) + std::chrono::hours(1);
+            post("/v1/instances/" + previous + "/usage",
+                 json::object{{"record_id", "storage-" + std::to_string(step)}, {"metric", "storage_gb_hours"},
+                              {"quantity", 100}, {"start", mqledger::codec::format_time(from)},
+                              {"end", mqledger::codec::format_time(from + std::chrono::seconds(1))}});
             post("/v1/instances/" + previous + "/actions/stop", json::object{});
             if (step % 2 == 0) post("/v1/instances/" + previous + "/actions/force-delete", json::object{});
         }

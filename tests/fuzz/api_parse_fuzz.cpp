@@ -61,7 +61,13 @@ bool id_ok(std::string_view id) {
 
 json::object price_json(const price& p) {
     const auto unit = to_string(p.per);
-    return json::object{{json::string_view(unit.data(), unit.size()), p.amount}};
+    json::object o{{json::string_view(unit.data(), unit.size()), p.amount}};
+    if (!p.per_unit.empty()) {
+        json::object rates;
+        for (const auto& [metric, rate] : p.per_unit) rates[metric] = rate;
+        o["per_unit"] = std::move(rates);
+    }
+    return o;
 }
 
 json::object config_json(const instance_config& c) {
@@ -93,6 +99,10 @@ void check_purchase(const cmd::purchase& p, const std::string& in) {
     FUZZ_CHECK(id_ok(p.account_id), "account_id accepted but not an id: " + printable(in));
     FUZZ_CHECK(text_ok(p.timezone, 64), "timezone accepted beyond 64 bytes or with controls: " + printable(in));
     FUZZ_CHECK(p.rate.amount >= 0, "a negative price was accepted: " + printable(in));
+    for (const auto& [metric, rate] : p.rate.per_unit) {
+        FUZZ_CHECK(rate >= 0, "a negative per-unit rate was accepted: " + printable(in));
+        FUZZ_CHECK(!metric.empty() && text_ok(metric, 64), "a per-unit metric name with controls: " + printable(in));
+    }
     if (p.config) {
         FUZZ_CHECK(valid_utf8(p.config->edition) && valid_utf8(p.config->sub_category), printable(in));
         FUZZ_CHECK(!p.config->edition.empty() && !p.config->sub_category.empty(), "empty edition/sub_category: " + printable(in));

@@ -304,13 +304,13 @@ TEST_CASE("projections: as_of returns the state folded up to that time", "[proje
     expected.id = "i-1";
     for (const auto& e : w.history)
         if (e.stream == "instance-i-1" && e.effective_at <= t)
-            expected = evolve(std::move(expected), e.data, e.effective_at, current_policy_version);
-    const auto past = proj::instance_as_of(tx, "i-1", t);
+            expected = evolve(std::move(expected), e.data, e.effective_at, policy_set::defaults());
+    const auto past = proj::instance_as_of(tx, "i-1", t, policy_registry{});
     CHECK(past == expected);
     CHECK(past.current == state::running);
-    CHECK(proj::instance_as_of(tx, "i-1", local("2025-11-26 00:00")) == w.instances.at("i-1"));
-    CHECK_FALSE(proj::instance_as_of(tx, "i-1", local("2025-11-23 09:00")).exists);
-    CHECK(proj::account_as_of(tx, "acc-1", local("2025-11-23 09:05")).balance == 100000);
+    CHECK(proj::instance_as_of(tx, "i-1", local("2025-11-26 00:00"), policy_registry{}) == w.instances.at("i-1"));
+    CHECK_FALSE(proj::instance_as_of(tx, "i-1", local("2025-11-23 09:00"), policy_registry{}).exists);
+    CHECK(proj::account_as_of(tx, "acc-1", local("2025-11-23 09:05"), policy_registry{}).balance == 100000);
 }
 
 TEST_CASE("projections: a projector failure rolls back the whole batch", "[projections]") {
@@ -399,7 +399,7 @@ double timed_appends(const std::string& url, store::batch_observer observer, int
             auto d = decide(s, c, t, ctx);
             REQUIRE(d.ok());
             for (auto& e : d.events) {
-                s = evolve(std::move(s), e.data, e.effective_at, current_policy_version);
+                s = evolve(std::move(s), e.data, e.effective_at, policy_set::defaults());
                 r.streams[0].events.push_back({std::string(events::type_name(e.data)), codec::encode(e.data), e.effective_at});
             }
         }

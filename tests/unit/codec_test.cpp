@@ -87,7 +87,11 @@ std::vector<events::event> samples() {
         released{.cause = release_cause::force_delete, .topics = {"orders", "audit"}, .groups = {"billing-consumers"},
                  .config = bigger},
         deleted{},
-        settled{.cycle_start = at("2023-10-13T14:00:00Z"), .cycle_end = at("2023-10-13T15:00:00Z"), .amount = 120},
+        settled{.cycle_start = at("2023-10-13T14:00:00Z"), .cycle_end = at("2023-10-13T15:00:00Z"), .amount = 150,
+                .flat = 120,
+                .usage = {usage_item{.record_id = "u-1", .metric = "storage_gb_hours", .quantity = 15, .rate = 2,
+                                     .amount = 30, .cycle_start = at("2023-10-13T13:00:00Z"),
+                                     .cycle_end = at("2023-10-13T14:00:00Z")}}},
         config_change_started{
             .from = config_snapshot{.config = sample_purchase().config, .rate = price{price::unit::monthly, 30000}},
             .to = config_snapshot{.config = bigger, .rate = price{price::unit::monthly, 45000}},
@@ -97,6 +101,8 @@ std::vector<events::event> samples() {
         topic_deleted{.name = "orders"},
         group_created{.name = "g-1"},
         group_deleted{.name = "g-1"},
+        usage_recorded{.record_id = "u-1", .metric = "storage_gb_hours", .quantity = 15,
+                       .start = at("2023-10-13T13:00:00Z"), .end = at("2023-10-13T13:30:00.5Z"), .rate = 2},
     };
 }
 
@@ -210,8 +216,15 @@ TEST_CASE("codec: the data shapes are API.md's catalog, keys in a fixed order", 
                                    instance_config{"standard", "cluster", 1000, false, 0}}) ==
           R"({"cause":"force_delete","topics":[],"groups":["g"],)"
           R"("config":{"edition":"standard","sub_category":"cluster","tps":1000,"internet_access":false,"bandwidth_mbps":0}})");
-    CHECK(text_of(events::settled{at("2023-10-13T14:00:00Z"), at("2023-10-13T15:00:00Z"), 120}) ==
-          R"({"cycle_start":"2023-10-13T14:00:00Z","cycle_end":"2023-10-13T15:00:00Z","amount":120})");
+    CHECK(text_of(events::settled{at("2023-10-13T14:00:00Z"), at("2023-10-13T15:00:00Z"), 120, 120, {}}) ==
+          R"({"cycle_start":"2023-10-13T14:00:00Z","cycle_end":"2023-10-13T15:00:00Z","amount":120,"flat":120,"usage":[]})");
+    CHECK(text_of(samples()[20]) ==
+          R"({"cycle_start":"2023-10-13T14:00:00Z","cycle_end":"2023-10-13T15:00:00Z","amount":150,"flat":120,)"
+          R"("usage":[{"record_id":"u-1","metric":"storage_gb_hours","quantity":15,"rate":2,"amount":30,)"
+          R"("cycle_start":"2023-10-13T13:00:00Z","cycle_end":"2023-10-13T14:00:00Z"}]})");
+    CHECK(text_of(samples()[27]) ==
+          R"({"record_id":"u-1","metric":"storage_gb_hours","quantity":15,"start":"2023-10-13T13:00:00Z",)"
+          R"("end":"2023-10-13T13:30:00.500000Z","rate":2})");
     CHECK(text_of(events::config_change_started{{std::nullopt, {price::unit::daily, 900}}, {std::nullopt, {price::unit::daily, 1200}}, 0}) ==
           R"({"from":{"config":null,"price":{"daily":900}},"to":{"config":null,"price":{"daily":1200}},"amount":0})");
     CHECK(text_of(events::charged{500, "usage", "", "r"}) == R"({"amount":500,"reason":"usage","instance_id":"","reference":"r"})");
@@ -236,9 +249,9 @@ TEST_CASE("codec: an unknown event type is refused as unknown_type", "[codec]") 
     }
 }
 
-TEST_CASE("codec: type_from_name knows exactly API.md's 27 event types", "[codec]") {
+TEST_CASE("codec: type_from_name knows exactly API.md's 28 event types", "[codec]") {
     const auto names = codec::all_type_names();
-    CHECK(names.size() == 27);
+    CHECK(names.size() == 28);
     for (const auto name : names) {
         const auto e = codec::type_from_name(name);
         REQUIRE(e.has_value());
@@ -252,8 +265,10 @@ TEST_CASE("codec: a schema version below 1 or above the current one is unsupport
     CHECK(codec::current_schema_version("instance.purchased") == 2);
     CHECK(codec::current_schema_version("instance.imported") == 2);
     CHECK(codec::current_schema_version("instance.released") == 2);
+    CHECK(codec::current_schema_version("instance.settled") == 2);
     for (const auto name : codec::all_type_names())
-        if (name != "instance.purchased" && name != "instance.imported" && name != "instance.released")
+        if (name != "instance.purchased" && name != "instance.imported" && name != "instance.released" &&
+            name != "instance.settled")
             CHECK(codec::current_schema_version(name) == 1);
 
     const json::value deployed = json::object{};
@@ -445,7 +460,7 @@ TEST_CASE("codec: null is accepted exactly where a value is optional", "[codec]"
 // ---------------------------------------------------------------------------------------------
 // Ranges of the C++ types
 
-TEST_CASE("codec: months beyond int32 are out_of_range; int32's own limits decode", "[codec]") {
+TEST_CASE("codec: months beyond int32 are out_of_range, int32's own limits decode", "[codec]") {
     const events::event ren = events::renewed{1, 10, at("2023-10-13T14:00:00Z"), false};
     for (const auto* v : {"2147483648", "-2147483649", "9223372036854775807", "9223372036854775808"}) {
         const auto err = replaced("instance.renewed", ren, "months", v);
@@ -466,7 +481,7 @@ TEST_CASE("codec: months beyond int32 are out_of_range; int32's own limits decod
     }
 }
 
-TEST_CASE("codec: money above INT64_MAX (a JSON uint64) is out_of_range; int64's own limits decode", "[codec]") {
+TEST_CASE("codec: money above INT64_MAX (a JSON uint64) is out_of_range, int64's own limits decode", "[codec]") {
     const events::event fa = events::funds_added{10, "r"};
     for (const auto* v : {"9223372036854775808", "18446744073709551615"}) {
         const auto err = replaced("account.funds_added", fa, "amount", v);
@@ -538,10 +553,12 @@ TEST_CASE("codec: unparsable times are bad_value naming the field", "[codec]") {
 }
 
 TEST_CASE("codec: stored times in any RFC 3339 form decode to the same instant", "[codec]") {
-    const auto r = decode_current("instance.settled",
-                                  parse(R"({"cycle_start":"2023-10-13T22:00:00+08:00","cycle_end":"2023-10-13t15:00:00.000z","amount":1})"));
+    const auto r = codec::decode("instance.settled",
+                                 parse(R"({"cycle_start":"2023-10-13T22:00:00+08:00","cycle_end":"2023-10-13t15:00:00.000z","amount":1})"),
+                                 1);
     REQUIRE(r.ok());
-    CHECK(text_of(r.event()) == R"({"cycle_start":"2023-10-13T14:00:00Z","cycle_end":"2023-10-13T15:00:00Z","amount":1})");
+    CHECK(text_of(r.event()) ==
+          R"({"cycle_start":"2023-10-13T14:00:00Z","cycle_end":"2023-10-13T15:00:00Z","amount":1,"flat":1,"usage":[]})");
 }
 
 TEST_CASE("codec time: format is YYYY-MM-DDTHH:MM:SSZ, with .ffffff only when the microseconds are not zero", "[codec]") {
@@ -692,6 +709,113 @@ TEST_CASE("codec upcast: instance.released v1 (no config) reads as v2 with confi
     CHECK(error_of("instance.released", v1, 3).kind == error_kind::unsupported_version);
 }
 
+TEST_CASE("codec upcast: instance.settled v1 (the time-based bill alone) reads as v2 with flat = amount and no usage "
+          "(issue 15)", "[codec]") {
+    const auto v1 = parse(R"({"cycle_start":"2023-10-13T14:00:00Z","cycle_end":"2023-10-13T15:00:00Z","amount":120})");
+    const auto r = codec::decode("instance.settled", v1, 1);
+    REQUIRE(r.ok());
+    const auto& e = std::get<events::settled>(r.event());
+    CHECK(e.amount == 120);
+    CHECK(e.flat == 120);
+    CHECK(e.usage.empty());
+    CHECK(text_of(r.event()) ==
+          R"({"cycle_start":"2023-10-13T14:00:00Z","cycle_end":"2023-10-13T15:00:00Z","amount":120,"flat":120,"usage":[]})");
+    CHECK_FALSE(v1.as_object().contains("flat"));
+    for (const auto* key : {"flat", "usage"}) {
+        json::value with = v1;
+        with.as_object()[key] = json::array{};
+        const auto err = error_of("instance.settled", with, 1);
+        CHECK(err.kind == error_kind::extra_field);
+        CHECK(err.field == key);
+    }
+    auto err = error_of("instance.settled", v1, 2);
+    CHECK(err.kind == error_kind::missing_field);
+    CHECK(err.field == "flat");
+    json::value no_amount = v1;
+    no_amount.as_object().erase("amount");
+    err = error_of("instance.settled", no_amount, 1);
+    CHECK(err.kind == error_kind::missing_field);
+    CHECK(err.field == "amount");
+    CHECK(error_of("instance.settled", v1, 3).kind == error_kind::unsupported_version);
+}
+
+TEST_CASE("codec: a settlement's usage items are strict, named by index (issue 15)", "[codec]") {
+    json::object doc = codec::encode(samples()[20]);
+    auto& item = doc["usage"].as_array()[0].as_object();
+    item["quantity"] = "15";
+    auto err = error_of("instance.settled", doc);
+    CHECK(err.kind == error_kind::wrong_type);
+    CHECK(err.field == "usage[0].quantity");
+    item["quantity"] = 15;
+    item.erase("cycle_end");
+    err = error_of("instance.settled", doc);
+    CHECK(err.kind == error_kind::missing_field);
+    CHECK(err.field == "usage[0].cycle_end");
+    doc = codec::encode(samples()[20]);
+    doc["usage"].as_array()[0].as_object()["zzz"] = 1;
+    err = error_of("instance.settled", doc);
+    CHECK(err.kind == error_kind::extra_field);
+    CHECK(err.field == "usage[0].zzz");
+    doc["usage"] = json::object{};
+    CHECK(error_of("instance.settled", doc).kind == error_kind::wrong_type);
+}
+
+TEST_CASE("codec: a price's per_unit rates are optional, written only when present, so prices without them keep "
+          "their shape (issue 15)", "[codec]") {
+    auto p = sample_purchase();
+    p.rate.per_unit = {{"storage_gb_hours", 2}, {"a_metric", 0}};
+    const auto text = text_of(p);
+    CHECK(text.find(R"("price":{"hourly":120,"per_unit":{"a_metric":0,"storage_gb_hours":2}})") != std::string::npos);
+    const auto r = decode_current("instance.purchased", parse(text));
+    REQUIRE(r.ok());
+    CHECK(std::get<events::purchased>(r.event()) == p);
+    // Any key order in a stored document.
+    json::object doc = codec::encode(p);
+    doc["price"] = parse(R"({"per_unit":{"storage_gb_hours":2,"a_metric":0},"hourly":120})");
+    const auto r2 = decode_current("instance.purchased", doc);
+    REQUIRE(r2.ok());
+    CHECK(std::get<events::purchased>(r2.event()) == p);
+    // Strict like every field: {} would be a second text of no rates; values are int64.
+    const auto with_price = [&](std::string_view price_text) {
+        json::object copy = doc;
+        copy["price"] = parse(price_text);
+        return error_of("instance.purchased", copy);
+    };
+    auto err = with_price(R"({"hourly":120,"per_unit":{}})");
+    CHECK(err.kind == error_kind::bad_value);
+    CHECK(err.field == "price.per_unit");
+    err = with_price(R"({"hourly":120,"per_unit":[]})");
+    CHECK(err.kind == error_kind::wrong_type);
+    CHECK(err.field == "price.per_unit");
+    err = with_price(R"({"hourly":120,"per_unit":{"storage_gb_hours":"2"}})");
+    CHECK(err.kind == error_kind::wrong_type);
+    CHECK(err.field == "price.per_unit.storage_gb_hours");
+    err = with_price(R"({"hourly":120,"per_unit":{"storage_gb_hours":9223372036854775808}})");
+    CHECK(err.kind == error_kind::out_of_range);
+    err = with_price(R"({"per_unit":{"storage_gb_hours":2}})");
+    CHECK(err.kind == error_kind::missing_field);
+    CHECK(err.field == "price");
+    // In a configuration change's snapshots too.
+    events::config_change_started ccs{{std::nullopt, p.rate}, {std::nullopt, price{price::unit::hourly, 5}}, 0};
+    const auto r3 = decode_current("instance.config_change_started", codec::encode(ccs));
+    REQUIRE(r3.ok());
+    CHECK(std::get<events::config_change_started>(r3.event()) == ccs);
+}
+
+TEST_CASE("codec: the record_usage command round-trips in a unit record (issue 15)", "[codec]") {
+    const commands::command c = commands::record_usage{"u-1", "messages", 42, at("2024-01-10T00:00:00Z"),
+                                                       at("2024-01-11T00:00:00Z")};
+    const auto o = codec::encode_command(c);
+    CHECK(json::serialize(o) == R"({"type":"record_usage","record_id":"u-1","metric":"messages","quantity":42,)"
+                                R"("start":"2024-01-10T00:00:00Z","end":"2024-01-11T00:00:00Z"})");
+    const auto back = codec::decode_command(o);
+    REQUIRE(std::holds_alternative<commands::command>(back));
+    CHECK(codec::encode_command(std::get<commands::command>(back)) == o);
+    json::object extra = o;
+    extra["rate"] = 1;
+    REQUIRE(std::holds_alternative<codec::codec_error>(codec::decode_command(extra)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Garbage: seeded random mutations of valid documents never crash and always give an event or a
 // typed error; whatever decodes re-encodes to a document that decodes to the same event.
@@ -833,7 +957,7 @@ TEST_CASE("codec garbage: seeded random mutations of valid documents give an eve
         int version = current(type);
         json::value doc = codec::encode(e);
         for (std::size_t m = 1 + rng.below(3); m > 0; --m) mutate(doc, rng, pool);
-        if (rng.below(20) == 0) type = std::string(codec::all_type_names()[rng.below(27)]);
+        if (rng.below(20) == 0) type = std::string(codec::all_type_names()[rng.below(codec::all_type_names().size())]);
         if (rng.below(20) == 0) version = static_cast<int>(rng.below(5)) - 1;
         const auto r = codec::decode(type, doc, version);
         check_outcome(r, type, json::serialize(doc));

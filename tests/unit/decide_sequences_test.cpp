@@ -230,7 +230,7 @@ void run_sequences(product p, billing b) {
         inst.id = w.instance_id;   // events carry no id: the stream names the instance
         account_state acct;
         for (const auto& e : w.history) {
-            if (e.stream == instance_stream(w.instance_id)) inst = evolve(inst, e.data, e.effective_at);
+            if (e.stream == instance_stream(w.instance_id)) inst = evolve(inst, e.data, e.effective_at, w.policies);
             else acct = evolve(acct, e.data, e.effective_at);
         }
         CHECK(inst == w.inst);

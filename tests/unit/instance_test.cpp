@@ -111,7 +111,7 @@ TEST_CASE("view: display names per product (Frozen, Grace period, Service suspen
     CHECK(display_state(s, table.get(product::kafka, billing::payg)) == "Not Deployed");
 }
 
-TEST_CASE("view: auto-renew is offered for subscriptions while the term runs; unsubscribe for Kafka running") {
+TEST_CASE("view: auto-renew is offered for subscriptions while the term runs, unsubscribe for Kafka running") {
     instance_state s;
     s.exists = true;
     s.current = state::running;
@@ -137,7 +137,7 @@ TEST_CASE("view: a pending force deletion hides renew, enable, add funds and for
     CHECK(allowed_actions(s, table.get(product::kafka, billing::payg), at("2024-01-01 10:20")).empty());
 }
 
-TEST_CASE("evolve: every instance event counts one version and records the policy version; account events do not") {
+TEST_CASE("evolve: every instance event counts one version and records the policy version, account events do not") {
     instance_state s;
     const auto t = at("2024-01-01 10:00");
     events::purchased p;
@@ -146,7 +146,7 @@ TEST_CASE("evolve: every instance event counts one version and records the polic
     p.account_id = "acc-1";
     p.timezone = "Asia/Shanghai";
     p.rate = price{price::unit::hourly, 10};
-    s = evolve(s, p, t, 7);
+    s = evolve(s, p, t, policy_set::defaults(7));
     s = evolve(s, events::charged{5, "usage", "", ""}, t);
     s = evolve(s, events::topic_created{"a"}, t + 1min);
     CHECK(s.version == 2);
@@ -156,7 +156,8 @@ TEST_CASE("evolve: every instance event counts one version and records the polic
     CHECK(s.last_effective_at == t + 1min);
 }
 
-TEST_CASE("evolve: a settled cycle keeps only the billing history from the cycle end on") {
+TEST_CASE("evolve: a settled cycle keeps the billing history from its cycle end or the usage lookback before it, "
+          "whichever is earlier (issue 15: late usage needs to know when the instance was billable)") {
     instance_state s;
     const auto t = utc("2024-01-01 10:00");
     events::purchased p;
@@ -167,14 +168,17 @@ TEST_CASE("evolve: a settled cycle keeps only the billing history from the cycle
     s = evolve(s, events::deployed{}, t + 10min);
     s = evolve(s, events::stopped{}, t + 70min);
     s = evolve(s, events::settled{t, t + 1h, 50}, t + 1h);
-    REQUIRE(s.marks.size() == 2);
-    CHECK(s.marks[0].at == t + 1h);
-    CHECK(s.marks[0].in_state == state::running);
+    REQUIRE(s.marks.size() == 3);   // all of it is within the 35-day lookback
     const auto& pol = table.get(product::kafka, billing::payg);
     const auto c = next_unsettled_cycle(s, pol);
     REQUIRE(c);
     CHECK(c->start == t + 1h);
     CHECK(cycle_amount(billing_marks(s, pol), c->start, c->end, false) == 10);
+    // Settled 40 days later: only the state in force at the cycle end and after it is kept.
+    s = evolve(s, events::settled{t + 1h, t + 2h, 10}, t + std::chrono::days{40});
+    REQUIRE(s.marks.size() == 1);
+    CHECK(s.marks[0].at == t + 2h);
+    CHECK(s.marks[0].in_state == state::stopped);
 }
 
 TEST_CASE("deadlines: none for an unknown, released or deleted instance") {
@@ -196,7 +200,7 @@ TEST_CASE("deadlines: timer kinds round-trip through their names") {
     CHECK_FALSE(parse_timer_kind("bogus"));
 }
 
-TEST_CASE("deadlines: a running subscription's expiry and auto-renew attempt; a not-deployed Kafka term still runs") {
+TEST_CASE("deadlines: a running subscription's expiry and auto-renew attempt, a not-deployed Kafka term still runs") {
     const auto& pol = table.get(product::kafka, billing::subscription);
     instance_state s;
     s.exists = true;

@@ -1,4 +1,6 @@
+#include "ledger/instance.h"
 #include "ledger/policy.h"
+#include "tests/unit/ledger_test_support.h"
 
 #include <boost/json/parse.hpp>
 #include <catch2/catch.hpp>
@@ -7,6 +9,7 @@
 
 using namespace mqledger;
 using namespace std::chrono_literals;
+using mqledger::test::utc;
 
 namespace {
 const policy_set table = policy_set::defaults();
@@ -181,4 +184,95 @@ TEST_CASE("policy: R seed: a RabbitMQ instance cannot run once expired (subscrip
         CHECK(p.at(state::expired).data_retained);
         CHECK(p.at(state::running).service_available);
     }
+}
+
+// ---- issue 15: the table as data, versions in force at run time ----
+
+TEST_CASE("policy: table_json writes every overridable field, and reading it back gives the same table") {
+    std::string error;
+    auto changed = policy_set::defaults().with_overrides(
+        boost::json::parse(R"({"rabbitmq/subscription": {"grace_days": 10, "retention_days": 20},
+                               "mqtt/payg": {"grace_hours": 36, "usage_metrics": ["messages", "connections"]},
+                               "kafka/payg": {"stopped_release_hour": 9, "auto_renew_max_days_before": 3,
+                                              "states": {"stopped": {"display_name": "Paused"}}}})"),
+        error);
+    REQUIRE(changed);
+    for (const auto& set : {policy_set::defaults(), *changed}) {
+        const auto json = table_json(set);
+        CHECK(json.size() == 12);   // every product/billing
+        const auto back = table_from_json(json, 5, error);
+        INFO(error);
+        REQUIRE(back);
+        CHECK(back->version() == 5);
+        CHECK(table_json(*back) == json);
+    }
+    const auto t = table_json(*changed);
+    CHECK(t.at("rabbitmq/subscription").at("grace_days") == 10);
+    CHECK(t.at("rabbitmq/subscription").at("retention_days") == 20);
+    CHECK(t.at("mqtt/payg").at("grace_hours") == 36);          // not whole days: hours
+    CHECK(t.at("mqtt/payg").at("suspension_days") == 7);
+    CHECK(t.at("kafka/payg").at("states").at("stopped").at("display_name") == "Paused");
+    CHECK(table_json(policy_set::defaults()) != t);
+}
+
+TEST_CASE("policy: usage metrics per product are data (issue 15 decisions) and a bad metric name is refused") {
+    const auto d = policy_set::defaults();
+    CHECK(d.get(product::rocketmq, billing::payg).has_metric("storage_gb_hours"));   // Q: storage by usage
+    CHECK(d.get(product::mqtt, billing::payg).has_metric("messages"));               // M: previous day's usage
+    CHECK(d.get(product::kafka, billing::serverless).has_metric("storage_gb_hours"));
+    for (auto p : {product::kafka, product::rabbitmq, product::rocketmq, product::mqtt})
+        CHECK(d.get(p, billing::subscription).usage_metrics.empty());   // no cycles to settle usage in
+    std::string error;
+    CHECK_FALSE(d.with_overrides(boost::json::parse(R"({"kafka/payg": {"usage_metrics": ["Storage GB"]}})"), error));
+    CHECK_FALSE(d.with_overrides(boost::json::parse(R"({"kafka/payg": {"usage_metrics": [""]}})"), error));
+    CHECK_FALSE(d.with_overrides(boost::json::parse(R"({"kafka/payg": {"usage_metrics": "x"}})"), error));
+}
+
+TEST_CASE("policy: an instance keeps the lapse terms of the table in force when it entered its lapse path; "
+          "one entering it later gets the new terms (issue 15, R)") {
+    using namespace std::chrono_literals;
+    const auto v1 = policy_set::defaults(1);
+    std::string error;
+    const auto v2 = policy_set::defaults(2).with_overrides(
+        boost::json::parse(R"({"rabbitmq/subscription": {"grace_days": 10, "retention_days": 5}})"), error);
+    REQUIRE(v2);
+    const auto& p2 = v2->get(product::rabbitmq, billing::subscription);
+    const auto t0 = utc("2026-03-13 06:00");
+    events::purchased buy;
+    buy.prod = product::rabbitmq;
+    buy.bill = billing::subscription;
+    buy.account_id = "acc";
+    buy.timezone = "UTC";
+    buy.rate = price{price::unit::monthly, 100};
+    buy.term_months = 1;
+    buy.expires_at = t0 + 24h * 31;
+    const auto grace_end = [&](const instance_state& s) {
+        for (const auto& t : deadlines(s, p2))
+            if (t.kind == timer_kind::grace_end) return t.due_at;
+        FAIL("no grace_end timer");
+        return time_point{};
+    };
+
+    // Expired under version 1, judged afterwards by version 2: keeps 15 days.
+    auto early = evolve(instance_state{}, buy, t0, v1);
+    early = evolve(std::move(early), events::expired{}, *buy.expires_at, v1);
+    CHECK(grace_end(early) == *buy.expires_at + 15 * 24h);
+    // A later event under version 2 that does not change the state moves nothing.
+    early = evolve(std::move(early), events::topic_created{"t"}, *buy.expires_at + 1h, *v2);
+    CHECK(early.policy == 2);
+    CHECK(grace_end(early) == *buy.expires_at + 15 * 24h);
+    // Into the second phase under version 2: the path's terms (retention 15 days) still hold.
+    early = evolve(std::move(early), events::frozen{}, *buy.expires_at + 15 * 24h, *v2);
+    const auto release = deadlines(early, p2);
+    REQUIRE(release.size() == 1);
+    CHECK(release[0].kind == timer_kind::retention_end);
+    CHECK(release[0].due_at == *buy.expires_at + 30 * 24h);
+
+    // Purchased under version 1, expired under version 2: 10 days grace, 5 days retention.
+    auto late = evolve(instance_state{}, buy, t0, v1);
+    late = evolve(std::move(late), events::expired{}, *buy.expires_at, *v2);
+    CHECK(grace_end(late) == *buy.expires_at + 10 * 24h);
+    CHECK(view_deadlines(late, p2).release_at == *buy.expires_at + 15 * 24h);
+    REQUIRE(late.phase);
+    CHECK(late.phase->version == 2);
 }
