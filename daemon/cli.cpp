@@ -60,6 +60,7 @@ int run_cli(const std::vector<std::string>& args) {
     case command_kind::export_: return run_export(parsed.cfg);
     case command_kind::proof: return run_proof(parsed.cfg);
     case command_kind::witness: return run_witness(parsed.cfg);
+    case command_kind::status: return run_status(parsed.cfg);
     }
     return 2;
 }

@@ -22,5 +22,7 @@ int run_export(const config& cfg);
 int run_proof(const config& cfg);
 /// `mqledger witness` (witness.cpp): the co-signing witness process.
 int run_witness(const config& cfg);
+/// `mqledger status` (status_tool.cpp): the ledger's state at a glance, read-only.
+int run_status(const config& cfg);
 
 } // namespace mqledger
