@@ -85,7 +85,8 @@ double group_commit(const std::string& url, int producers, double seconds, std::
 
 // Open pipeline: `n` streams, each with one request always outstanding (the next is queued from
 // the previous one's callback), so the writer always has `n` requests to batch: what the store
-// takes when callers do not wait in line (DESIGN.md: >= 1,024 outstanding requests).
+// takes when callers do not wait in line (bench/README.md "Targets": >= 1,024 outstanding
+// requests).
 double outstanding(const std::string& url, int n, double seconds, std::uint64_t& batches) {
     system_clock_source clk;
     event_store store(url, clk);
@@ -197,8 +198,9 @@ double batched_insert(const std::string& url, double seconds) {
     return static_cast<double>(n) / std::chrono::duration<double>(steady::now() - start).count();
 }
 
-// The chain check's speed (DESIGN.md target for `verify`: >= 300,000 events/s) over everything
-// the runs above appended plus bulk appends of 1,000-event requests up to `at_least` events.
+// The chain check's speed (target for `verify`, bench/README.md "Targets": >= 300,000 events/s)
+// over everything the runs above appended plus bulk appends of 1,000-event requests up to
+// `at_least` events.
 double verify_speed(const std::string& url, std::int64_t at_least, std::int64_t& events) {
     {
         system_clock_source clk;

@@ -1,4 +1,4 @@
-// bench_audit: the auditor's tools over a large log (issue 5; DESIGN.md "Targets": rebuild and
+// bench_audit: the auditor's tools over a large log (issue 5; bench/README.md "Targets": rebuild and
 // verify ≥ 300,000 events/s; export in constant memory).
 //
 //   build/bench/bench_audit --database-url ADMIN_URL [--events N] [--keep-database yes]

@@ -7,9 +7,10 @@
 //       connection, deployed. Measure: every connection sends `POST /v1/instances/{id}/topics`
 //       with a new name back to back (closed loop: one request in flight per connection); each
 //       is one event append. Prints commands/s, latency percentiles, non-2xx by status and the
-//       DESIGN.md target (>= 10,000/s at p99 <= 25 ms). --instances K gives each connection K
-//       instances and spreads its topics over them round robin (fewer topics per instance);
-//       --accounts 1 bills every instance to one account (commands then share its lock).
+//       target (>= 10,000/s at p99 <= 25 ms; bench/README.md "Targets"). --instances K gives
+//       each connection K instances and spreads its topics over them round robin (fewer topics
+//       per instance); --accounts 1 bills every instance to one account (commands then share
+//       its lock).
 //
 //   bench_http --url ... --rate R [--duration S] [--report-every 10] [--connections 64] [--instances 1]
 //       Open loop at a steady R requests/s (bench/soak.sh): the same set-up, then request n of
@@ -30,7 +31,8 @@
 //       per 1,000 instances, instance k on account k mod A), then times one
 //       `POST /v1/clock {"advance_seconds": 3600}` (it answers once every due timer fired: one
 //       hourly settlement per instance) and counts the `instance.settled` events of these
-//       instances in `GET /v1/events`. Target (DESIGN.md): <= 5 s for 100,000 instances.
+//       instances in `GET /v1/events`. Target (bench/README.md "Targets"): <= 5 s for 100,000
+//       instances.
 //
 // Ids start with --prefix (default bench-<pid>-<unix time>), so runs against the same database
 // never collide. bench/run_http.sh starts a daemon on a scratch database and runs both modes.
@@ -417,7 +419,7 @@ int throughput(const target& t, const options& o) {
     }
     if (!commands) return 0;
     const bool pass = rate >= 10000 && p99 <= 25 && non_2xx.empty();
-    std::printf("target (DESIGN.md): >= 10,000 commands/s with 64 connections at p99 <= 25 ms: %s"
+    std::printf("target (bench/README.md Targets): >= 10,000 commands/s with 64 connections at p99 <= 25 ms: %s"
                 " (%.0f/s = %.0f%% of the rate; p99 %.1f ms)\n",
                 pass ? "PASS" : "SHORT", rate, rate / 100.0, p99);
     return 0;
@@ -640,7 +642,7 @@ int settlement(const target& t, const options& o) {
     char extrapolated[96];
     std::snprintf(extrapolated, sizeof extrapolated, ", linear extrapolation to 100,000: %.1f s",
                   seconds * 100000.0 / static_cast<double>(n));
-    std::printf("target (DESIGN.md): hourly settlement of 100,000 payg instances <= 5 s: %s (%.2f s for %ld, %.0f"
+    std::printf("target (bench/README.md Targets): hourly settlement of 100,000 payg instances <= 5 s: %s (%.2f s for %ld, %.0f"
                 " settlements/s%s)\n",
                 n < 100000 ? "n/a, N < 100,000" : (seconds <= 5 && complete ? "PASS" : "SHORT"), seconds, n,
                 static_cast<double>(settled) / seconds,

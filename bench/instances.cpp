@@ -1,4 +1,4 @@
-// bench_instances: the daemon's memory and start-up time with a large fleet (DESIGN.md
+// bench_instances: the daemon's memory and start-up time with a large fleet (bench/README.md
 // "Targets": daemon memory with 1,000,000 instances <= 200 MB RSS; start-up to ready <= 2 s).
 //
 //   build/bench/bench_instances --database-url ADMIN_URL [--app-url APP_URL] [--instances N]
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
         const double worst = *std::max_element(startup.begin(), startup.end());
         std::sort(startup.begin(), startup.end());
         const double median = startup[startup.size() / 2];
-        std::printf("target (DESIGN.md) with 1,000,000 instances: start-up to ready <= 2 s: %s (max %.3f s, median %.3f s"
+        std::printf("target (bench/README.md Targets) with 1,000,000 instances: start-up to ready <= 2 s: %s (max %.3f s, median %.3f s"
                     " over %d starts); RSS <= 200 MB: %s (%.1f MB after /metrics, peak %.1f MB); N = %ld\n",
                     worst <= 2 ? "PASS" : "SHORT", worst, median, starts, rss_metrics_max <= 200 * 1024 ? "PASS" : "SHORT",
                     rss_metrics_max / 1024.0, hwm_max / 1024.0, n);

@@ -6,7 +6,8 @@
 #
 #   http        64 keep-alive connections sending `POST /v1/instances/{id}/topics` back to back
 #               (one event append each) against `serve` on the system clock; prints commands/s,
-#               p50/p90/p99/max and the DESIGN.md target (>= 10,000/s at p99 <= 25 ms)
+#               p50/p90/p99/max and the target (>= 10,000/s at p99 <= 25 ms;
+#               bench/README.md "Targets")
 #   settlement  against `serve --clock manual --clock-start $BENCH_CLOCK_START`: creates and
 #               deploys N payg Kafka instances, then times one `POST /v1/clock
 #               {"advance_seconds": 3600}` (one hourly settlement per instance; target <= 5 s)

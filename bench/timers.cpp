@@ -1,4 +1,4 @@
-// bench_timers: timer lateness on the system clock (DESIGN.md "Targets": p99 <= 100 ms).
+// bench_timers: timer lateness on the system clock (bench/README.md "Targets": p99 <= 100 ms).
 //
 //   build/bench/bench_timers --database-url ADMIN_URL [--app-url APP_URL] [--timers 1000]
 //       [--window 10] [--lead 10] [--port 18483] [--log FILE] [--keep-database yes]
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
         std::printf("daemon histogram mqledger_timer_lateness_seconds{kind=\"expiry\"}: count %.0f, mean %.1f ms\n",
                     m_count, m_count > 0 ? m_sum / m_count * 1000 : 0.0);
         const bool complete = expired == n;
-        std::printf("target (DESIGN.md): timer lateness p99 <= 100 ms on the system clock: %s (p99 %.1f ms)\n",
+        std::printf("target (bench/README.md Targets): timer lateness p99 <= 100 ms on the system clock: %s (p99 %.1f ms)\n",
                     complete && p99 <= 100 ? "PASS" : "SHORT", p99);
         if (!complete) {
             std::printf("MISMATCH: %lld expiries for %ld timers\n", expired, n);
