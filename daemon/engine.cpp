@@ -320,6 +320,9 @@ void engine::remember(const unit_outcome& o) {
 
 command_outcome engine::execute(bool account_target, const std::string& id, const cmd::command& c,
                                 const request_meta& meta) {
+    if (hooks_.ready && !hooks_.ready())
+        return unavailable("the policy table in force is not loaded yet (the database was unreachable at start); "
+                           "nothing was written");
     const auto target_stream = account_target ? account_stream(id) : instance_stream(id);
     const unit_command unit = account_target ? unit_command{account_command{id, c}} : unit_command{instance_command{id, c}};
     const auto stripe = [](const std::string& key) { return std::hash<std::string>{}(key) % stripes; };
@@ -462,6 +465,7 @@ std::optional<time_point> engine::earliest_due() {
 }
 
 std::size_t engine::fire_due(time_point up_to) {
+    if (hooks_.ready && !hooks_.ready()) throw store::store_unavailable("the policy table in force is not loaded yet");
     std::lock_guard serial(fire_mutex_);
     std::size_t total = 0;
     std::size_t failed = 0;            // units that could not be appended (still conflicting, refused)

@@ -77,6 +77,9 @@ struct engine_hooks {
     /// After every successful append: the unit (with the stream versions it read) and what it
     /// wrote (the fault-injection harness checks every read against the log).
     std::function<void(const unit_outcome&, const std::vector<store::recorded_event>&)> unit_written;
+    /// False while nothing may be decided yet (the policy versions the log records are not
+    /// loaded): commands answer unavailable and timers wait. Empty: always ready.
+    std::function<bool()> ready;
 };
 
 /// The append of a decided unit (`decide_unit` at `at`): one request, every touched stream

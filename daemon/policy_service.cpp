@@ -35,6 +35,17 @@ json::value policy_service::read_file() const {
     return v;
 }
 
+policy_version policy_service::refresh() {
+    std::lock_guard serial(mutex_);
+    const auto logged = reads_.with([&](pqxx::connection& c) {
+        pqxx::read_transaction tx(c);
+        return projections::load_policies(tx);
+    });
+    for (const auto v : logged.versions())
+        if (registry_.find(v) == nullptr) registry_.add(*logged.find(v));
+    return registry_.current().version();
+}
+
 policy_service::outcome policy_service::apply() {
     std::lock_guard serial(mutex_);
     const auto overrides = read_file();

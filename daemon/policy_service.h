@@ -53,6 +53,11 @@ public:
     /// (retry later). Thread-safe (serialised).
     outcome apply();
 
+    /// Adds the versions other daemons appended since (the newest logged version is the table in
+    /// force for every daemon on the ledger) and returns the version in force now. Writes
+    /// nothing. Throws on a database failure or a damaged policy.changed. Thread-safe.
+    policy_version refresh();
+
     /// True once `apply` succeeded: the log's versions are known and the file's table is in force.
     [[nodiscard]] bool loaded() const noexcept { return loaded_.load(); }
 

@@ -154,6 +154,8 @@ int run_serve(const config& cfg) {
     store_opts.max_queued_bytes = cfg.queue_bytes;
     store::event_store store(cfg.database_url, now_source, std::move(store_opts));
     db_pool reads(cfg.database_url, cfg.db_connections, &engine::prepare);
+    // The policy table in force (issue 15): nothing is decided before the log's versions are known.
+    policy_service pol(policies, store, reads, now_source, cfg.policy_file);
     timer_service* timers_ptr = nullptr;
     engine eng(reads, store, policies, now_source,
                engine_hooks{
@@ -181,7 +183,8 @@ int run_serve(const config& cfg) {
                    },
                    // Usage recorded and billed (issue 15): counted where the append happens, so
                    // summed over daemons each append counts once.
-                   [&m](const unit_outcome& o, const std::vector<store::recorded_event>&) { m.observe_unit(o); }},
+                   [&m](const unit_outcome& o, const std::vector<store::recorded_event>&) { m.observe_unit(o); },
+                   [&pol] { return pol.loaded(); }},
                cfg.state_cache);
     // Under the system clock several daemons may share the database: one leads the timers. A
     // manual clock is one daemon's private time, so it fires for itself (POST /v1/clock).
@@ -193,7 +196,6 @@ int run_serve(const config& cfg) {
 
     // The policy table in force (issue 15): a bad --policy file stops the start; an unreachable
     // database only delays the loading (retried below), and /readyz waits for it.
-    policy_service pol(policies, store, reads, now_source, cfg.policy_file);
     try {
         (void)pol.read_file();
     } catch (const policy_file_error& e) {
@@ -209,7 +211,7 @@ int run_serve(const config& cfg) {
             return true;
         } catch (const policy_file_error& e) {
             log_line(log_level::error, "policy not reloaded; the table in force stays", {{"error", e.what()}});
-            return true;
+            return pol.loaded();   // before the first load: retried until the file is fixed
         } catch (const std::exception& e) {
             log_line(log_level::warn, "policy not loaded yet (database)", {{"error", e.what()}});
             return false;
@@ -352,18 +354,36 @@ int run_serve(const config& cfg) {
     };
     arm_hup();
 
-    // Until the policy stream could be read (the database was unreachable at start), retry.
+    // Every second: until the policy stream could be read (the database was unreachable at
+    // start), load it; afterwards adopt the versions other daemons on the ledger appended, so a
+    // state written under a newer version is never judged by an older table here.
     net::steady_timer policy_retry(ioc);
+    std::atomic<bool> policy_loaded_once{!policy_pending};
     std::function<void()> arm_policy_retry = [&] {
         policy_retry.expires_after(std::chrono::seconds(1));
         policy_retry.async_wait([&](const boost::system::error_code& ec) {
             if (ec || shutting_down) return;
             net::post(workers, [&] {
-                if (!apply_policy("retry")) net::post(ioc, [&] { if (!shutting_down) arm_policy_retry(); });
+                if (!policy_loaded_once) {
+                    policy_loaded_once = apply_policy("retry");
+                } else {
+                    try {
+                        const auto before = policies.current().version();
+                        const auto now_in_force = pol.refresh();
+                        if (now_in_force != before) {
+                            m.set_policy_version(now_in_force);
+                            log_line(log_level::info, "policy version adopted from the log",
+                                     {{"policy_version", static_cast<std::int64_t>(now_in_force)}});
+                        }
+                    } catch (const std::exception& e) {
+                        log_line(log_level::debug, "policy versions not refreshed", {{"error", e.what()}});
+                    }
+                }
+                net::post(ioc, [&] { if (!shutting_down) arm_policy_retry(); });
             });
         });
     };
-    if (policy_pending) arm_policy_retry();
+    arm_policy_retry();
 
     net::steady_timer watchdog(ioc);
     const auto watchdog_period = systemd::watchdog_period();

@@ -1,6 +1,7 @@
 #include "ledger/instance.h"
 
 #include "ledger/local_time.h"
+#include "ledger/money.h"
 
 #include <algorithm>
 #include <array>
@@ -147,7 +148,11 @@ struct folder {
     void operator()(const events::deleted&) { enter(s, state::deleted, at); }
     void operator()(const events::settled& e) {
         s.settled_until = e.cycle_end;
-        s.billed_total += e.amount;
+        // A running total for the view: saturates instead of overflowing (each bill is checked
+        // when decided; their sum over an instance's life is not bounded by any one check).
+        const auto total = checked_add(s.billed_total, e.amount);
+        s.billed_total = total ? *total
+                               : (e.amount > 0 ? std::numeric_limits<money>::max() : std::numeric_limits<money>::min());
         // The usage it billed is no longer pending.
         std::erase_if(s.usage_pending, [&](const instance_state::usage_record& r) {
             return std::any_of(e.usage.begin(), e.usage.end(),

@@ -7,6 +7,15 @@
 namespace mqledger::projections {
 
 std::optional<replay_finding> conformance_checker::check(const store::recorded_event& e) {
+    if (e.stream == policy_stream) {
+        try {
+            auto set = read_policy_changed(e);
+            if (policies_.find(set.version()) == nullptr) policies_.add(std::move(set));
+        } catch (const std::exception& x) {
+            return replay_finding{e.position, std::string("policy.changed: ") + x.what()};
+        }
+        return std::nullopt;
+    }
     // Streams other than instances and accounts are not the rules' business.
     if (!instance_id_of(e.stream) && !account_id_of(e.stream)) return std::nullopt;
     logged_event le;

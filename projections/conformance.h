@@ -18,10 +18,12 @@ namespace mqledger::projections {
 /// The core's replay fed from recorded events.
 class conformance_checker {
 public:
-    /// `policies` must outlive the checker.
-    explicit conformance_checker(const policy_registry& policies) : replay_(policies) {}
+    /// Starts from a copy of `policies`; each `policy.changed` event met is added to it, so a
+    /// version appended while the log is read is known before any event names it.
+    explicit conformance_checker(const policy_registry& policies) : policies_(policies), replay_(policies_) {}
     /// Goes on from the states in `before` (see ledger_replay).
-    conformance_checker(const policy_registry& policies, memory_view before) : replay_(policies, std::move(before)) {}
+    conformance_checker(const policy_registry& policies, memory_view before)
+        : policies_(policies), replay_(policies_, std::move(before)) {}
 
     /// Judges `e`, the next event in position order. Nothing while the log conforms so far, else
     /// the first finding, with its position. Never throws but std::bad_alloc: an undecodable
@@ -36,6 +38,7 @@ public:
     [[nodiscard]] std::int64_t units() const noexcept { return replay_.units(); }
 
 private:
+    policy_registry policies_;   // before replay_, which refers to it
     ledger_replay replay_;
 };
 

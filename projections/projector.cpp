@@ -100,30 +100,42 @@ json::object policy_changed_data(const policy_set& set) {
     return json::object{{"policy_version", set.version()}, {"hash", std::move(hash)}, {"table", std::move(table)}};
 }
 
+policy_set read_policy_changed(const store::recorded_event& e) {
+    const std::string where = " (position " + std::to_string(e.position) + ")";
+    if (e.type != policy_changed_type) throw projection_error("unexpected event " + e.type + " on stream policy" + where);
+    const auto* v = e.data.if_contains("policy_version");
+    const auto* table = e.data.if_contains("table");
+    const auto* hash = e.data.if_contains("hash");
+    if (v == nullptr || table == nullptr || hash == nullptr || !hash->is_string())
+        throw projection_error("policy.changed without policy_version, table and hash" + where);
+    const int version = metadata_int(*v, "policy_version" + where);
+    // The hash is over the table as stored, so it holds whatever a later release adds to the
+    // table's format; the table must also still read as a table.
+    if (store::sha256_hex(canonical_json(*table)) != hash->get_string())
+        throw projection_error("policy.changed hash differs from its table's" + where);
+    std::string error;
+    auto set = table_from_json(*table, version, error);
+    if (!set) throw projection_error("policy.changed table does not parse" + where + ": " + error);
+    return std::move(*set);
+}
+
 policy_registry load_policies(pqxx::transaction_base& tx) {
     policy_registry out;
     for (const auto& e : store::read_stream(tx, policy_stream)) {
-        const std::string where = " (position " + std::to_string(e.position) + ")";
-        if (e.type != policy_changed_type) throw projection_error("unexpected event " + e.type + " on stream policy" + where);
-        const auto* v = e.data.if_contains("policy_version");
-        const auto* table = e.data.if_contains("table");
-        const auto* hash = e.data.if_contains("hash");
-        if (v == nullptr || table == nullptr || hash == nullptr || !hash->is_string())
-            throw projection_error("policy.changed without policy_version, table and hash" + where);
-        const int version = metadata_int(*v, "policy_version" + where);
-        if (version <= out.current().version())
-            throw projection_error("policy.changed version " + std::to_string(version) + " does not follow version " +
-                                   std::to_string(out.current().version()) + where);
-        std::string error;
-        auto set = table_from_json(*table, version, error);
-        if (!set) throw projection_error("policy.changed table does not parse" + where + ": " + error);
-        const auto expected = policy_changed_data(*set);
-        if (expected.at("hash") != *hash)
-            throw projection_error("policy.changed hash differs from its table's" + where);
-        if (expected.at("table") != *table)
-            throw projection_error("policy.changed table is not in its canonical form" + where);
-        out.add(std::move(*set));
+        auto set = read_policy_changed(e);
+        if (set.version() <= out.current().version())
+            throw projection_error("policy.changed version " + std::to_string(set.version()) + " does not follow version " +
+                                   std::to_string(out.current().version()) + " (position " + std::to_string(e.position) + ")");
+        out.add(std::move(set));
     }
+    return out;
+}
+
+policy_registry with_logged_policies(pqxx::transaction_base& tx, const policy_registry& known) {
+    policy_registry out = known;
+    const auto logged = load_policies(tx);
+    for (const auto v : logged.versions())
+        if (out.find(v) == nullptr) out.add(*logged.find(v));
     return out;
 }
 

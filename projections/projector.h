@@ -76,6 +76,15 @@ void fold(projection_set& into, const store::recorded_event& e, const policy_reg
 /// not parse or its hash differs from its table's. Thread-safe (uses only `tx`).
 [[nodiscard]] policy_registry load_policies(pqxx::transaction_base& tx);
 
+/// The table of one `policy.changed` event: its hash checked against the stored table, the
+/// table read. Throws projection_error. Thread-safe.
+[[nodiscard]] policy_set read_policy_changed(const store::recorded_event& e);
+
+/// `known` plus the versions the log holds in `tx`'s snapshot, so a pass that folds the log in
+/// that snapshot knows every version its events name (one may have been appended after the
+/// caller loaded `known`). Throws projection_error. Thread-safe.
+[[nodiscard]] policy_registry with_logged_policies(pqxx::transaction_base& tx, const policy_registry& known);
+
 /// The `policy.changed` event data of `set`: its version, table and table hash (SHA-256 of the
 /// table's canonical JSON, hex). Thread-safe.
 [[nodiscard]] boost::json::object policy_changed_data(const policy_set& set);

@@ -85,7 +85,7 @@ rebuild_report rebuild(const std::string& conninfo, const policy_registry& polic
     {
         // The long pass runs without locks: appends go on meanwhile.
         pqxx::read_transaction r(c);
-        set = fold_log(r, policies, {}, progress);
+        set = fold_log(r, with_logged_policies(r, policies), {}, progress);
     }
     // The swap: ACCESS EXCLUSIVE on every projection table also blocks the projector's and the
     // engine's reads, so an append that started before the swap sees the swapped-in tables after
@@ -102,8 +102,9 @@ rebuild_report rebuild(const std::string& conninfo, const policy_registry& polic
             w.exec("SELECT pg_advisory_xact_lock(" + std::to_string(store::append_lock_key) + ")");
             w.exec(lock_all());
             w.exec("SET LOCAL lock_timeout = 0");
-            auto now = fold_log(w, policies, set);   // the events committed since the long pass
-            const auto report = write_scratch(w, now, policies);
+            const auto logged = with_logged_policies(w, policies);
+            auto now = fold_log(w, logged, set);   // the events committed since the long pass
+            const auto report = write_scratch(w, now, logged);
             for (const char* t : tables) {
                 w.exec(std::string("DELETE FROM ") + t + owned_rows(t));
                 w.exec(std::string("INSERT INTO ") + t + " SELECT * FROM " + scratch(t));
@@ -135,8 +136,9 @@ std::optional<difference> compare(const std::string& conninfo, const policy_regi
     // One snapshot for the log and the live tables: they are committed together, so a
     // consistent store compares equal even while appends go on.
     pqxx::transaction<pqxx::repeatable_read> w(c);
-    const auto set = fold_log(w, policies);
-    (void)write_scratch(w, set, policies);
+    const auto logged = with_logged_policies(w, policies);
+    const auto set = fold_log(w, logged);
+    (void)write_scratch(w, set, logged);
     for (const char* t : tables) {
         const std::string live(t), rebuilt = scratch(t);
         const auto r = w.exec(

@@ -223,3 +223,30 @@ TEST_CASE("policy at run time: a bad file is refused at start (exit 2) and on SI
     CHECK(str(bad.json.at("error").at("field")) == "version");
     p.verify_ok();
 }
+
+TEST_CASE("policy at run time: two daemons on one ledger; the version one appends on SIGHUP is the table in "
+          "force for the other within seconds, and nothing is written twice (issue 15)",
+          "[e2e][policy]") {
+    policy_daemon a(R"({"kafka/payg": {"stopped_release_days": 3}})");
+    REQUIRE(a.policy_version() == 2);
+    // The second daemon reads the same file: equal to the newest version, so it writes nothing.
+    const auto port_b = free_port();
+    auto args_b = a.args();
+    args_b[2] = "127.0.0.1:" + std::to_string(port_b);
+    daemon_process b(args_b, port_b);
+    const auto cb = b.client();
+    CHECK(num(cb.get("/v1/policy").json.at("policy_version")) == 2);
+    CHECK(a.policy_events().size() == 1);
+
+    write_file(a.file, R"({"kafka/payg": {"stopped_release_days": 4}})");
+    a.reload_until(3);
+    std::int64_t seen = 0;
+    for (int i = 0; i < 100 && seen != 3; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        seen = num(cb.get("/v1/policy").json.at("policy_version"));
+    }
+    CHECK(seen == 3);
+    CHECK(num(cb.get("/v1/policy").json.at("table").at("kafka/payg").at("stopped_release_days")) == 4);
+    CHECK(a.policy_events().size() == 2);
+    a.verify_ok();
+}
