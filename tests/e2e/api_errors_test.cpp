@@ -717,7 +717,7 @@ TEST_CASE("api errors: 402 for a pay-as-you-go purchase while the account owes (
 }
 
 TEST_CASE("api errors: 402 for a pay-as-you-go upgrade while the account owes (Q, E: with an insufficient balance "
-          "you cannot upgrade), required 0; a downgrade is accepted",
+          "you cannot upgrade), required 0, a downgrade is accepted",
           "[e2e][api]") {
     ledger_daemon l;
     l.open("acc-1", 100);

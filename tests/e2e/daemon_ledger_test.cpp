@@ -118,7 +118,7 @@ TEST_CASE("timers after downtime: a restart past the deadlines fires every misse
 }
 
 TEST_CASE("timers under the system clock: an imported instance whose deadline has passed is released at once "
-          "(RULES.md Import; K: 08:00 two days after stopping)",
+          "(RULES.md Import, K: 08:00 two days after stopping)",
           "[e2e][timers]") {
     ledger_db db;
     const auto port = free_port();
@@ -173,7 +173,7 @@ TEST_CASE("metrics: mqledger_instances equals the instances per product, billing
     CHECK(text.find("mqledger_events_appended_total{type=\"instance.purchased\"} 8") != std::string::npos);
 }
 
-TEST_CASE("concurrency: parallel commands on one instance all land (retried on conflict); with one If-Match "
+TEST_CASE("concurrency: parallel commands on one instance all land (retried on conflict), with one If-Match "
           "exactly one wins and the rest get 412",
           "[e2e][concurrency]") {
     ledger_db db;
@@ -281,7 +281,7 @@ TEST_CASE("SIGTERM under load: every acknowledged command is in the ledger after
 }
 
 TEST_CASE("auditor's commands: verify passes, history and as-of match the API, export has every event with its "
-          "hash, rebuild keeps the projections equal; a changed row is reported with its position",
+          "hash, rebuild keeps the projections equal, a changed row is reported with its position",
           "[e2e][audit]") {
     ledger_db db;
     const auto port = free_port();

@@ -470,7 +470,7 @@ TEST_CASE("router: a throwing handler is a 500 internal error, an api_error its 
     CHECK(code_of(res) == "malformed");
 }
 
-TEST_CASE("router: an asynchronous route answers later from another thread, once, with its route label; "
+TEST_CASE("router: an asynchronous route answers later from another thread, once, with its route label, "
           "it may still refuse before deferring",
           "[daemon]") {
     http::router r(nullptr);

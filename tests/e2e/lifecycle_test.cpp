@@ -412,7 +412,7 @@ TEST_CASE("kafka subscription: renew within 7 days of expiring restores running,
 }
 
 TEST_CASE("kafka subscription: expired before it was ever deployed, renewed within 7 days -> not_deployed, then "
-          "deploy -> running; a deployed one renewed after expiry -> running (K: only Deploy leads to Running)",
+          "deploy -> running, a deployed one renewed after expiry -> running (K: only Deploy leads to Running)",
           "[e2e][kafka]") {
     ledger_daemon l;
     l.open("acc-ks6", 200000);
@@ -1228,7 +1228,7 @@ TEST_CASE("rabbitmq subscription: the deduction date is settable, auto-renew ena
 }
 
 TEST_CASE("rabbitmq subscription: the deduction date may be any lead shorter than the term, 300 days on a 12-month "
-          "term; one success renews and the next attempt waits for the next term's window (R)",
+          "term, one success renews and the next attempt waits for the next term's window (R)",
           "[e2e][rabbitmq]") {
     ledger_daemon l;
     l.open("acc-ra7", 24000);

@@ -117,8 +117,8 @@ struct private_cluster {
 
 } // namespace
 
-TEST_CASE("several daemons: two daemons on one database elect one timer leader; 1,000 timers each fire exactly "
-          "once, also when the leader is killed -9 mid-way and the survivor takes over (issue 6; DESIGN.md "
+TEST_CASE("several daemons: two daemons on one database elect one timer leader, 1,000 timers each fire exactly "
+          "once, also when the leader is killed -9 mid-way and the survivor takes over (issue 6, DESIGN.md "
           "Reliability: two daemons, every timer fires exactly once)",
           "[e2e][operations]") {
     scratch_database db;
@@ -213,7 +213,7 @@ TEST_CASE("several daemons: two daemons on one database elect one timer leader; 
 
 TEST_CASE("database outage: PostgreSQL stopped and started under load — writes get 503 and /readyz fails "
           "meanwhile, the daemon reconnects by itself, every acknowledged command is in the ledger exactly once "
-          "and the chain verifies (issue 6; DESIGN.md Reliability: PostgreSQL restarted under load)",
+          "and the chain verifies (issue 6, DESIGN.md Reliability: PostgreSQL restarted under load)",
           "[e2e][operations]") {
     temp_dir tmp;
     private_cluster pgc{tmp.path() / "var", free_port()};

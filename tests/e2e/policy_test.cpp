@@ -110,8 +110,8 @@ struct policy_daemon {
 
 } // namespace
 
-TEST_CASE("policy at run time: RabbitMQ grace changed from 15 to 10 days by SIGHUP; an instance already in "
-          "grace keeps 15, instances expiring afterwards get 10; verify passes over both (issue 15, R)",
+TEST_CASE("policy at run time: RabbitMQ grace changed from 15 to 10 days by SIGHUP, an instance already in "
+          "grace keeps 15, instances expiring afterwards get 10, verify passes over both (issue 15, R)",
           "[e2e][policy]") {
     policy_daemon p("{}\n");   // the built-in table: no policy.changed event for it
     CHECK(p.policy_version() == 1);
@@ -183,7 +183,7 @@ TEST_CASE("policy at run time: RabbitMQ grace changed from 15 to 10 days by SIGH
     CHECK(deadline(p.inst("rq-late"), "release_at") == "2026-06-07T06:00:00Z");
 }
 
-TEST_CASE("policy at run time: a bad file is refused at start (exit 2) and on SIGHUP keeps the table in force; "
+TEST_CASE("policy at run time: a bad file is refused at start (exit 2) and on SIGHUP keeps the table in force, "
           "GET /v1/policy refuses unknown and malformed versions (issue 15)",
           "[e2e][policy]") {
     policy_daemon p(R"({"mqtt/payg": {"issue_delay_hours": 10}})");
@@ -224,7 +224,7 @@ TEST_CASE("policy at run time: a bad file is refused at start (exit 2) and on SI
     p.verify_ok();
 }
 
-TEST_CASE("policy at run time: two daemons on one ledger; the version one appends on SIGHUP is the table in "
+TEST_CASE("policy at run time: two daemons on one ledger, the version one appends on SIGHUP is the table in "
           "force for the other within seconds, and nothing is written twice (issue 15)",
           "[e2e][policy]") {
     policy_daemon a(R"({"kafka/payg": {"stopped_release_days": 3}})");

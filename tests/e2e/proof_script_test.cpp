@@ -248,7 +248,7 @@ TEST_CASE("proof script: every event the daemon wrote is in its signed checkpoin
     }
 }
 
-TEST_CASE("proof script: an event with one field changed fails both checkers; with its hash recomputed too, "
+TEST_CASE("proof script: an event with one field changed fails both checkers, with its hash recomputed too, "
           "its inclusion proof fails",
           "[e2e][proofs][script]") {
     signed_log log;
@@ -343,7 +343,7 @@ TEST_CASE("proof script: a checkpoint with one bit flipped in its root or in its
     }
 }
 
-TEST_CASE("proof script: a newer checkpoint extends an older one by both checkers; a consistency proof with one bit "
+TEST_CASE("proof script: a newer checkpoint extends an older one by both checkers, a consistency proof with one bit "
           "flipped, or the old and new checkpoints swapped, fails both",
           "[e2e][proofs][script]") {
     signed_log log;
@@ -391,7 +391,7 @@ TEST_CASE("proof script: a newer checkpoint extends an older one by both checker
 }
 
 TEST_CASE("proof script: an instance's events served with proofs=true carry inclusion proofs against the served "
-          "checkpoint; an item is both EVENT.json and PROOF.json, and events newer than the checkpoint have none",
+          "checkpoint, an item is both EVENT.json and PROOF.json, and events newer than the checkpoint have none",
           "[e2e][proofs][script]") {
     signed_log log;
     write_history(log);

@@ -255,7 +255,7 @@ TEST_CASE("transparency: a daemon without a signing key keeps the tree and serve
     CHECK(merkle::verify_inclusion(1, 6, leaves[1], hashes_of(r.json), naive_root(leaves, 0, 6)));
 }
 
-TEST_CASE("verify --since-checkpoint checks only the events after a kept checkpoint; a history rewritten by a "
+TEST_CASE("verify --since-checkpoint checks only the events after a kept checkpoint, a history rewritten by a "
           "superuser, re-chained, re-treed and signed again with the real key fails against it (issue 14)",
           "[e2e][transparency][audit]") {
     ledger_db db;

@@ -138,7 +138,7 @@ void require_found(const std::vector<row>& forged, std::int64_t position, std::s
 
 TEST_CASE("verify: forgeries of a daemon's ledger with a recomputed hash chain are each reported at their "
           "position: a forged overdue expiry of a funded instance, dropped restores of a payment, a dropped stop "
-          "of a bill, another settlement amount, an extra restore (RULES.md Accounts and payments; API.md verify)",
+          "of a bill, another settlement amount, an extra restore (RULES.md Accounts and payments, API.md verify)",
           "[e2e][audit][units]") {
     ledger_db db;
     {

@@ -77,7 +77,7 @@ std::int64_t scalar(const std::string& url, const std::string& sql) {
 
 } // namespace
 
-TEST_CASE("write path: two daemons interleave commands on the same instances; every stale cache entry is caught "
+TEST_CASE("write path: two daemons interleave commands on the same instances, every stale cache entry is caught "
           "(RULES.md: a command is decided from the instance's current state)",
           "[e2e][cache]") {
     ledger_db l;
@@ -160,7 +160,7 @@ TEST_CASE("write path: two daemons interleave commands on the same instances; ev
 }
 
 TEST_CASE("write path: a full writer queue answers 503 overloaded with Retry-After and writes nothing "
-          "(API.md: 503; nothing is written on a refusal)",
+          "(API.md: 503, nothing is written on a refusal)",
           "[e2e][backpressure]") {
     ledger_db l;
     const auto port = free_port();

@@ -272,8 +272,8 @@ void run_seed(std::uint64_t seed, int steps) {
 
 } // namespace
 
-TEST_CASE("faults: two engines on one database under injected failures; every acknowledged command is written "
-          "once, no stale cache decides, verify passes (API.md Idempotency-Key; DESIGN.md reliability)",
+TEST_CASE("faults: two engines on one database under injected failures, every acknowledged command is written "
+          "once, no stale cache decides, verify passes (API.md Idempotency-Key, DESIGN.md reliability)",
           "[faults]") {
     const auto steps = static_cast<int>(env_or("MQLEDGER_FAULT_STEPS", 300));
     if (const char* s = std::getenv("MQLEDGER_FAULT_SEED"); s != nullptr && *s != '\0') {

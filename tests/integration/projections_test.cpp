@@ -496,7 +496,7 @@ TEST_CASE("conformance: a stop of a subscription instance is reported with its p
 }
 
 TEST_CASE("conformance: a release before its deadline, and a settlement that overcharges, are reported (K: "
-          "release at 08:00 two days after stopping; E: hourly bill = price × billable time)",
+          "release at 08:00 two days after stopping, E: hourly bill = price × billable time)",
           "[projections][conformance]") {
     scratch_db db;
     world w(db.app_url());
@@ -531,7 +531,7 @@ TEST_CASE("conformance: a release before its deadline, and a settlement that ove
 }
 
 TEST_CASE("conformance: a renewal without its charge, and an expiry recorded before the term ended, are "
-          "reported (K: renewal charges price x months; time-driven events happen at their deadline)",
+          "reported (K: renewal charges price x months, time-driven events happen at their deadline)",
           "[projections][conformance]") {
     scratch_db db;
     world w(db.app_url());

@@ -351,7 +351,7 @@ TEST_CASE("append: a throwing batch observer fails the batch with unavailable an
     CHECK(ok.events[0].position == 1);
 }
 
-TEST_CASE("append: the observer's writes go into the batch's one statement; if they fail nothing is written", "[store]") {
+TEST_CASE("append: the observer's writes go into the batch's one statement, if they fail nothing is written", "[store]") {
     scratch_db db;
     manual_clock clk(t0);
     std::atomic<bool> fail{false};

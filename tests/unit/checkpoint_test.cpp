@@ -292,7 +292,7 @@ TEST_CASE("checkpoint: flipping any bit of the body or of the signature fails ve
     CHECK_FALSE(checkpoint::verify(extended, "example.com/log", pub));
 }
 
-TEST_CASE("checkpoint: only the named key's line counts; other names, keys and lines are ignored", "[checkpoint]") {
+TEST_CASE("checkpoint: only the named key's line counts, other names, keys and lines are ignored", "[checkpoint]") {
     const auto key = private_key::generate();
     const auto other = private_key::generate();
     note n = checkpoint::sign("example.com/log", 5, merkle::leaf_hash("r"), "log-a", key);

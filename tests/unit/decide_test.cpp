@@ -37,7 +37,7 @@ instance_config rmq(std::string edition, std::int64_t tps = 1000, bool internet 
 
 // ---------------------------------------------------------------- Kafka (K)
 
-TEST_CASE("kafka: purchase → not_deployed for every billing model; no resources yet") {
+TEST_CASE("kafka: purchase → not_deployed for every billing model, no resources yet") {
     for (auto b : {billing::subscription, billing::payg, billing::serverless}) {
         auto w = make(product::kafka, b, 100000, at("2024-01-10 10:00"), b == billing::subscription ? 30000 : 120);
         CHECK(st(w) == state::not_deployed);
@@ -166,7 +166,7 @@ TEST_CASE("kafka subscription: expired → renew within 7 days → running, the 
 }
 
 TEST_CASE("kafka subscription: expired before it was ever deployed, renewed within 7 days → not_deployed (K: only "
-          "Deploy leads to Running); the term keeps running; deploy → running") {
+          "Deploy leads to Running), the term keeps running, deploy → running") {
     auto w = make(product::kafka, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
     CHECK_FALSE(w.inst.deployed);
     w.advance_to(at("2024-02-12 10:00"));
@@ -195,7 +195,7 @@ TEST_CASE("kafka subscription: expired before it was ever deployed, renewed with
     CHECK(st(w) == state::running);
 }
 
-TEST_CASE("kafka subscription: a deployed subscription renewed after expiry → running; never deployed → not_deployed "
+TEST_CASE("kafka subscription: a deployed subscription renewed after expiry → running, never deployed → not_deployed "
           "also when imported (K)") {
     auto w = make(product::kafka, billing::subscription, 100000, at("2024-01-10 10:00"), 30000, 1);
     w.must(cmd::deploy{}, at("2024-01-10 11:00"));
@@ -326,7 +326,7 @@ TEST_CASE("kafka subscription: renew is refused while a force deletion is pendin
     CHECK(d.refused->reason == "force_deletion_pending");
 }
 
-TEST_CASE("kafka: released → delete → deleted; nothing is accepted after deleted") {
+TEST_CASE("kafka: released → delete → deleted, nothing is accepted after deleted") {
     auto w = make(product::kafka, billing::subscription, 30000, at("2024-01-10 10:00"), 30000, 1);
     w.must(cmd::deploy{}, at("2024-01-10 10:00"));
     w.advance_to(at("2024-02-20 10:00"));
@@ -376,7 +376,7 @@ TEST_CASE("rocketmq E: release deletes all metadata: topics, groups and the conf
     CHECK_FALSE(std::get<events::released>(k.of<events::released>().at(0).data).config);
 }
 
-TEST_CASE("kafka: topic operations need a running instance; duplicates conflict and unknown names are not found") {
+TEST_CASE("kafka: topic operations need a running instance, duplicates conflict and unknown names are not found") {
     auto w = make(product::kafka, billing::payg, 10000, at("2024-01-10 10:00"), 120);
     CHECK(code(w.run(cmd::create_topic{"t"}, at("2024-01-10 10:01"))) == refusal_code::invalid_transition);
     w.must(cmd::deploy{}, at("2024-01-10 10:02"));
@@ -412,7 +412,7 @@ TEST_CASE("rabbitmq subscription: expired (grace 15 d, cannot run per R) → fro
     CHECK(st(w) == state::released);
 }
 
-TEST_CASE("rabbitmq subscription: manual renewal in frozen returns to running; the term starts at the old expiry") {
+TEST_CASE("rabbitmq subscription: manual renewal in frozen returns to running, the term starts at the old expiry") {
     auto w = make(product::rabbitmq, billing::subscription, 30000, at("2024-01-10 10:00"), 30000, 1);
     w.advance_to(at("2024-03-01 10:00"));
     REQUIRE(st(w) == state::frozen);
@@ -536,7 +536,7 @@ TEST_CASE("auto-renew R: the policy key auto_renew_max_days_before still caps th
 }
 
 TEST_CASE("auto-renew R: a 12-month term with days_before 300 attempts once a day at 03:00 local from 300 days "
-          "before expiry; a success renews and the next attempt is in the next term's window, never at once") {
+          "before expiry, a success renews and the next attempt is in the next term's window, never at once") {
     world w;
     w.now = at("2024-01-20 09:00");
     w.open(12000);
@@ -827,7 +827,7 @@ TEST_CASE("mqtt subscription: renewal during grace or suspension restores runnin
     CHECK(w.inst.expires_at == at("2024-03-10 10:00"));
 }
 
-TEST_CASE("mqtt payg: purchase is refused (no longer sold); import is allowed") {
+TEST_CASE("mqtt payg: purchase is refused (no longer sold), import is allowed") {
     world w;
     w.open(10000);
     const auto d = w.run(cmd::purchase{"i-1", "acc-1", product::mqtt, billing::payg, "", price{price::unit::daily, 900}, 0, {}, {}},
@@ -1003,7 +1003,7 @@ TEST_CASE("timers: deadlines are sorted and never before the state began") {
 
 // ---------------------------------------------------------------- import
 
-TEST_CASE("import: an instance in any state keeps its facts; deadlines in the past fire at once, effective at the deadline") {
+TEST_CASE("import: an instance in any state keeps its facts, deadlines in the past fire at once, effective at the deadline") {
     world w;
     w.open(0);
     cmd::import_instance imp{{"i-1", "acc-1", product::kafka, billing::subscription, "", price{price::unit::monthly, 30000}, 1, {}, {}},
@@ -1087,7 +1087,7 @@ TEST_CASE("purchase: the default time zone is Asia/Shanghai") {
     CHECK(w.inst.timezone == "Asia/Shanghai");
 }
 
-TEST_CASE("commands on an unknown instance are not found; timers for it decide nothing") {
+TEST_CASE("commands on an unknown instance are not found, timers for it decide nothing") {
     world w;
     w.open(0);
     CHECK(code(w.run(cmd::deploy{}, at("2024-01-10 10:00"))) == refusal_code::not_found);
@@ -1234,7 +1234,7 @@ TEST_CASE("terms: a three-month subscription bought on the 31st ends on the 30th
 }
 
 TEST_CASE("rocketmq Q/E: a payg or serverless upgrade (a higher price) is refused with insufficient_balance, "
-          "required 0, while the account owes; a downgrade stays allowed") {
+          "required 0, while the account owes, a downgrade stays allowed") {
     for (auto b : {billing::payg, billing::serverless}) {
         INFO(to_string(b));
         auto w = make(product::rocketmq, b, 100000, at("2024-01-10 10:00"), 120);

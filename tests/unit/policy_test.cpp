@@ -59,7 +59,7 @@ TEST_CASE("policy: K auto-release deadlines: expired 7 days, stopped 08:00 two d
     CHECK(payg.cycle == cycle_kind::hourly);
 }
 
-TEST_CASE("policy: R durations: grace 15 days then frozen 15 days; serverless refused") {
+TEST_CASE("policy: R durations: grace 15 days then frozen 15 days, serverless refused") {
     const auto& sub = table.get(product::rabbitmq, billing::subscription);
     CHECK(sub.lapse->first == state::expired);
     CHECK(sub.lapse->first_for == std::chrono::days{15});
@@ -109,7 +109,7 @@ TEST_CASE("policy: Q table: subscription/payg edition upgrade only, serverless s
     CHECK_FALSE(table.get(product::kafka, billing::payg).config.allowed);
 }
 
-TEST_CASE("policy: M: subscription 15 days grace running normally, suspended 15 days; payg no longer sold") {
+TEST_CASE("policy: M: subscription 15 days grace running normally, suspended 15 days, payg no longer sold") {
     const auto& sub = table.get(product::mqtt, billing::subscription);
     CHECK(sub.lapse->first_for == std::chrono::days{15});
     CHECK(sub.lapse->second == state::suspended);
@@ -174,7 +174,7 @@ TEST_CASE("policy: every product and billing model has a price unit per API.md")
     CHECK(table.get(product::mqtt, billing::payg).price_unit == price::unit::daily);
 }
 
-TEST_CASE("policy: R seed: a RabbitMQ instance cannot run once expired (subscription) or overdue (payg); data retained") {
+TEST_CASE("policy: R seed: a RabbitMQ instance cannot run once expired (subscription) or overdue (payg), data retained") {
     // R: "Yearly/Monthly RabbitMQ instances cannot run after their subscription expires";
     // "Pay-per-use RabbitMQ instances can run as long as you have sufficient account balance".
     // RULES.md's decision (usable in grace) disagrees with the seed, and the seed wins.
@@ -228,7 +228,7 @@ TEST_CASE("policy: usage metrics per product are data (issue 15 decisions) and a
     CHECK_FALSE(d.with_overrides(boost::json::parse(R"({"kafka/payg": {"usage_metrics": "x"}})"), error));
 }
 
-TEST_CASE("policy: an instance keeps the lapse terms of the table in force when it entered its lapse path; "
+TEST_CASE("policy: an instance keeps the lapse terms of the table in force when it entered its lapse path, "
           "one entering it later gets the new terms (issue 15, R)") {
     using namespace std::chrono_literals;
     const auto v1 = policy_set::defaults(1);

@@ -288,8 +288,8 @@ std::vector<mutation_result> mutate_and_replay(const test::fleet& f, const polic
 
 } // namespace
 
-TEST_CASE("units: timers fired late, in one jump, write exactly the history of small on-time steps; verify "
-          "passes every generated ledger and finds each mutation at its position (RULES.md Time-driven events; "
+TEST_CASE("units: timers fired late, in one jump, write exactly the history of small on-time steps, verify "
+          "passes every generated ledger and finds each mutation at its position (RULES.md Time-driven events, "
           "API.md verify)",
           "[unit][property]") {
     const auto base = env_or("MQLEDGER_FLEET_SEED", 20261202);

@@ -84,7 +84,7 @@ test::fleet renewal_before_bill() {
 
 TEST_CASE("units: an account's timers fire merged in due order across its instances, so an auto-renewal at "
           "03:00 Asia/Kolkata (21:30Z) is decided before the 22:00Z hourly bill, late as on time "
-          "(RULES.md Time-driven events; R auto-renewal; E hourly settlement)") {
+          "(RULES.md Time-driven events, R auto-renewal, E hourly settlement)") {
     auto on_time = renewal_before_bill();
     auto late = renewal_before_bill();
     on_time.fire_until(utc("2025-03-02 23:00"));
@@ -119,7 +119,7 @@ TEST_CASE("units: an account's timers fire merged in due order across its instan
 }
 
 TEST_CASE("units: a bill that leaves the account owing starts the overdue path of the account's running payg "
-          "instances in the same unit, after their own bills due then (RULES.md Accounts and payments; E)") {
+          "instances in the same unit, after their own bills due then (RULES.md Accounts and payments, E)") {
     test::fleet f;
     open(f, 100, utc("2025-01-01 00:00"));
     must(f, instance_command{"a", payg("a", 80, product::rocketmq)}, utc("2025-01-01 09:00"));
@@ -142,7 +142,7 @@ TEST_CASE("units: a bill that leaves the account owing starts the overdue path o
 }
 
 TEST_CASE("units: a payment that clears the debt restores every instance on an overdue path in its own unit "
-          "(RULES.md Accounts and payments; K: add funds within 7 days)") {
+          "(RULES.md Accounts and payments, K: add funds within 7 days)") {
     test::fleet f;
     open(f, 100, utc("2025-01-01 00:00"));
     must(f, instance_command{"a", payg("a", 80, product::rocketmq)}, utc("2025-01-01 09:00"));
@@ -157,8 +157,8 @@ TEST_CASE("units: a payment that clears the debt restores every instance on an o
     CHECK_FALSE(f.verify(policy_registry{}));
 }
 
-TEST_CASE("units: an imported instance on its overdue path is restored when the account pays; what it owes is "
-          "charged at import (issue 12 (a); seed K: Expired | Add funds | Within 7 days)") {
+TEST_CASE("units: an imported instance on its overdue path is restored when the account pays, what it owes is "
+          "charged at import (issue 12 (a), seed K: Expired | Add funds | Within 7 days)") {
     const auto now = utc("2025-01-05 00:00");
     cmd::import_instance imp;
     imp.details = payg("m-1", 0);
@@ -222,7 +222,7 @@ TEST_CASE("units: a manual charge may not use a reason the ledger's own charges 
     }
 }
 
-TEST_CASE("units: a refused command writes nothing, not even the timers it fired first; the timer service fires "
+TEST_CASE("units: a refused command writes nothing, not even the timers it fired first, the timer service fires "
           "them in their own unit") {
     test::fleet f;
     open(f, 1000, utc("2025-01-01 00:00"));
