@@ -195,7 +195,8 @@ int run_serve(const config& cfg) {
     timers_ptr = &timers;
 
     // The policy table in force (issue 15): a bad --policy file stops the start; an unreachable
-    // database only delays the loading (retried below), and /readyz waits for it.
+    // database only delays the loading (retried below). Until it is loaded, commands answer 503,
+    // timers wait (engine_hooks.ready) and /readyz is 503.
     try {
         (void)pol.read_file();
     } catch (const policy_file_error& e) {
