@@ -23,6 +23,7 @@ if [[ "${MQLEDGER_SKIP_ASAN:-0}" != 1 ]]; then
         -DCMAKE_BUILD_TYPE=Debug -DMQLEDGER_BENCH=OFF
     cmake --build build-asan
     ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}" \
+    LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
         ctest --test-dir build-asan --output-on-failure -j2 || status=1
 else
