@@ -8,6 +8,11 @@
 #   deploy/pg.sh status      exit 0 when running
 #   deploy/pg.sh url         the daemon's libpq URL (user mqledger)
 #   deploy/pg.sh admin-url   the owner's libpq URL (user postgres, a superuser)
+#   deploy/pg.sh standby     a hot standby of another cluster of this script: base backup once
+#                            (pg_basebackup -R, streaming), then start it read-only. The primary
+#                            is 127.0.0.1:$MQLEDGER_PG_PRIMARY_PORT (default 54329); set
+#                            MQLEDGER_PG_VAR and MQLEDGER_PG_PORT to put the standby elsewhere.
+#                            `stop`, `status`, `url` and `admin-url` then work on the standby.
 #
 # The cluster lives in ./var/pg (repo-relative), its unix socket in ./var/run, TCP only on
 # 127.0.0.1:54329. MQLEDGER_PG_VAR and MQLEDGER_PG_PORT move it (the tests start private clusters
@@ -79,7 +84,7 @@ is_running() {
     [[ -f "$data/PG_VERSION" ]] && as_server "$pgbin/pg_ctl" -D "$data" status >/dev/null 2>&1
 }
 
-cmd_start() {
+prepare_dirs() {
     [[ -x "$pgbin/initdb" ]] || die "PostgreSQL 15 binaries not found in $pgbin (apt-get install postgresql)"
     ensure_traversable
     mkdir -p "$var" "$run"
@@ -90,17 +95,11 @@ cmd_start() {
     else
         mkdir -p "$data" && chmod 0700 "$data"
     fi
+}
 
-    if [[ ! -f "$data/PG_VERSION" ]]; then
-        echo "pg.sh: initdb $data" >&2
-        # UTF8 with the C locale: jsonb needs UTF8, and byte order keeps sorting predictable.
-        as_server "$pgbin/initdb" -D "$data" -U postgres -E UTF8 --no-locale \
-            --auth-local=trust --auth-host=trust >"$var/initdb.log" 2>&1 \
-            || { cat "$var/initdb.log" >&2; die "initdb failed"; }
-        echo "include_if_exists = 'mqledger.conf'" >>"$data/postgresql.conf"
-    fi
-
-    # Rewritten on every start so a moved clone still finds its socket directory.
+# Rewritten on every start so a moved clone still finds its socket directory (a standby's copy
+# of its primary's file is replaced the same way).
+write_conf() {
     as_server tee "$data/mqledger.conf" >/dev/null <<EOF
 # Written by deploy/pg.sh on every start; edit the script, not this file.
 port = $port
@@ -112,7 +111,9 @@ max_connections = 200
 shared_buffers = 256MB
 max_wal_size = 2GB
 EOF
+}
 
+start_server() {
     if ! is_running; then
         echo "pg.sh: starting PostgreSQL on 127.0.0.1:$port (socket in $run, log $log)" >&2
         as_server "$pgbin/pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null \
@@ -125,6 +126,21 @@ EOF
     done
     as_server "$pgbin/pg_isready" -q -h "$run" -p "$port" -U postgres \
         || { tail -n 30 "$log" >&2; die "PostgreSQL does not accept connections"; }
+}
+
+cmd_start() {
+    prepare_dirs
+    if [[ ! -f "$data/PG_VERSION" ]]; then
+        echo "pg.sh: initdb $data" >&2
+        # UTF8 with the C locale: jsonb needs UTF8, and byte order keeps sorting predictable.
+        as_server "$pgbin/initdb" -D "$data" -U postgres -E UTF8 --no-locale \
+            --auth-local=trust --auth-host=trust >"$var/initdb.log" 2>&1 \
+            || { cat "$var/initdb.log" >&2; die "initdb failed"; }
+        echo "include_if_exists = 'mqledger.conf'" >>"$data/postgresql.conf"
+    fi
+    [[ ! -f "$data/standby.signal" ]] || die "$data is a standby: start it with 'deploy/pg.sh standby'"
+    write_conf
+    start_server
 
     # Roles are cluster-wide; the migrations create mqledger_app too (for other clusters), and
     # tolerate it existing.
@@ -146,6 +162,22 @@ SQL
     fi
 }
 
+cmd_standby() {
+    local primary_port="${MQLEDGER_PG_PRIMARY_PORT:-54329}"
+    [[ "$primary_port" != "$port" ]] || die "the standby needs its own MQLEDGER_PG_PORT (the primary is on $primary_port)"
+    prepare_dirs
+    if [[ ! -f "$data/PG_VERSION" ]]; then
+        echo "pg.sh: base backup of 127.0.0.1:$primary_port into $data" >&2
+        # -R writes standby.signal and primary_conninfo; -X stream copies the WAL the backup needs.
+        as_server "$pgbin/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$data" \
+            -R -X stream --checkpoint=fast >"$var/basebackup.log" 2>&1 \
+            || { cat "$var/basebackup.log" >&2; die "pg_basebackup failed"; }
+    fi
+    [[ -f "$data/standby.signal" ]] || die "$data is not a standby (it has no standby.signal)"
+    write_conf
+    start_server
+}
+
 cmd_stop() {
     if is_running; then
         as_server "$pgbin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
@@ -155,10 +187,11 @@ cmd_stop() {
 
 case "${1:-}" in
     start) cmd_start ;;
+    standby) cmd_standby ;;
     stop) cmd_stop ;;
     status)
         if is_running; then echo "running: 127.0.0.1:$port, socket $run, data $data"; else echo "not running"; exit 3; fi ;;
     url) url_for mqledger ;;
     admin-url) url_for postgres ;;
-    *) echo "usage: deploy/pg.sh start|stop|status|url|admin-url" >&2; exit 2 ;;
+    *) echo "usage: deploy/pg.sh start|standby|stop|status|url|admin-url" >&2; exit 2 ;;
 esac

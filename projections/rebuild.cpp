@@ -22,36 +22,46 @@ constexpr std::array<const char*, 5> tables = {"instance_state", "timers", "acco
 
 std::string scratch(const char* table) { return std::string("pg_temp.rebuild_") + table; }
 
+// The rows a rebuild gives each table, as the JSON rows the writers take.
+struct rebuilt_rows {
+    rebuild_report report;
+    json::array instances, timers, accounts, counts, checkpoint;
+};
+
+rebuilt_rows rows_of(const projection_set& set, const policy_registry& policies) {
+    rebuilt_rows out;
+    out.report.position = set.position;
+    std::map<detail::count_key, std::int64_t> n;
+    for (const auto& [id, s] : set.instances) {
+        if (!s.exists) continue;
+        out.instances.push_back(detail::instance_row(s, policies));
+        detail::timer_rows(s, policies, out.timers);
+        ++n[detail::count_key_of(s)];
+    }
+    for (const auto& [id, a] : set.accounts)
+        if (a.exists) out.accounts.push_back(detail::account_row(id, a));
+    for (const auto& [key, count] : n)
+        out.counts.push_back(json::object{{"product", std::get<0>(key)}, {"billing", std::get<1>(key)},
+                                          {"state", std::get<2>(key)}, {"count", count}});
+    if (set.position > 0)
+        out.checkpoint.push_back(json::object{{"name", std::string(checkpoint_name)}, {"position", set.position}});
+    out.report.instances = out.instances.size();
+    out.report.accounts = out.accounts.size();
+    out.report.timers = out.timers.size();
+    return out;
+}
+
 // Writes the folded set into scratch copies of the live tables (dropped at commit or rollback).
 rebuild_report write_scratch(pqxx::transaction_base& tx, const projection_set& set, const policy_registry& policies) {
     for (const char* t : tables)
         tx.exec("CREATE TEMP TABLE rebuild_" + std::string(t) + " (LIKE " + t + " INCLUDING ALL) ON COMMIT DROP");
-
-    rebuild_report report;
-    report.position = set.position;
-    json::array instance_rows, timers, account_rows, counts;
-    std::map<detail::count_key, std::int64_t> n;
-    for (const auto& [id, s] : set.instances) {
-        if (!s.exists) continue;
-        instance_rows.push_back(detail::instance_row(s, policies));
-        detail::timer_rows(s, policies, timers);
-        ++n[detail::count_key_of(s)];
-    }
-    for (const auto& [id, a] : set.accounts)
-        if (a.exists) account_rows.push_back(detail::account_row(id, a));
-    for (const auto& [key, count] : n)
-        counts.push_back(json::object{{"product", std::get<0>(key)}, {"billing", std::get<1>(key)},
-                                      {"state", std::get<2>(key)}, {"count", count}});
-    report.instances = instance_rows.size();
-    report.accounts = account_rows.size();
-    report.timers = timers.size();
-
-    detail::write_instances(tx, scratch("instance_state"), instance_rows, false);
-    detail::write_timers(tx, scratch("timers"), timers);
-    detail::write_accounts(tx, scratch("accounts"), account_rows, false);
-    detail::write_counts(tx, scratch("instance_counts"), counts);
+    const auto rows = rows_of(set, policies);
+    detail::write_instances(tx, scratch("instance_state"), rows.instances, false);
+    detail::write_timers(tx, scratch("timers"), rows.timers);
+    detail::write_accounts(tx, scratch("accounts"), rows.accounts, false);
+    detail::write_counts(tx, scratch("instance_counts"), rows.counts);
     if (set.position > 0) detail::write_checkpoint(tx, scratch("projection_checkpoint"), set.position);
-    return report;
+    return rows.report;
 }
 
 // The rows of `table` that belong to these projections: projection_checkpoint may also hold other
@@ -131,23 +141,85 @@ std::optional<lag> behind(const std::string& conninfo) {
     return l;
 }
 
+namespace {
+
+// A table's primary key, for matching rebuilt rows with live ones.
+struct table_key {
+    const char* table;
+    const char* key;   // the key columns, comma-separated without spaces
+};
+
+constexpr std::size_t compare_chunk_rows = 5000;
+
+// The first difference between `table` (its rows owned by these projections) and `rebuilt`,
+// without writing anything (a hot standby allows no temporary table). Rows are matched by
+// primary key, a chunk of rebuilt rows at a time: the live rows with those keys, compared as
+// whole rows both ways; then a live row whose key no rebuilt row has is found by count.
+// jsonb_populate_recordset reads the rebuilt rows as the table's own row type, through the same
+// input functions an INSERT of them would use.
+std::optional<difference> compare_table(pqxx::transaction_base& tx, const table_key& t, const json::array& rebuilt) {
+    const std::string table(t.table);
+    const std::string owned = owned_rows(table);
+    const std::string as_rows = "jsonb_populate_recordset(NULL::" + table + ", $1::jsonb)";
+    for (std::size_t i = 0; i < rebuilt.size(); i += compare_chunk_rows) {
+        const auto end = std::min(rebuilt.size(), i + compare_chunk_rows);
+        const json::array chunk(rebuilt.begin() + static_cast<std::ptrdiff_t>(i),
+                                rebuilt.begin() + static_cast<std::ptrdiff_t>(end));
+        const auto r = tx.exec_params(
+            "WITH r AS (SELECT * FROM " + as_rows + "), l AS (SELECT " + table + ".* FROM " + table +
+                " JOIN (SELECT " + t.key + " FROM r) k USING (" + t.key + ")) "
+                "(SELECT 'live' AS side, to_jsonb(d)::text FROM (SELECT * FROM l EXCEPT ALL SELECT * FROM r) d LIMIT 1) "
+                "UNION ALL (SELECT 'rebuilt', to_jsonb(d)::text FROM (SELECT * FROM r EXCEPT ALL SELECT * FROM l) d LIMIT 1)",
+            json::serialize(chunk));
+        if (!r.empty()) return difference{table, r[0][0].c_str(), r[0][1].c_str()};
+    }
+    // Every rebuilt row has its equal; the keys are unique on both sides, so a live row is
+    // extra exactly when there are more live rows than rebuilt ones.
+    const auto live = tx.exec("SELECT count(*) FROM " + table + owned)[0][0].as<std::size_t>();
+    if (live == rebuilt.size()) return std::nullopt;
+    std::vector<std::string> names;
+    for (std::string_view rest = t.key; !rest.empty();) {
+        const auto comma = rest.find(',');
+        names.emplace_back(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    json::array keys;
+    keys.reserve(rebuilt.size());
+    for (const auto& row : rebuilt) {
+        json::object k;
+        for (const auto& name : names) k[name] = row.as_object().at(name);
+        keys.push_back(std::move(k));
+    }
+    std::string match;
+    for (const auto& name : names) match += (match.empty() ? "" : " AND ") + ("r." + name + " = t." + name);
+    const auto r = tx.exec_params("SELECT to_jsonb(t)::text FROM (SELECT * FROM " + table + owned + ") t WHERE NOT EXISTS "
+                                  "(SELECT 1 FROM " + as_rows + " r WHERE " + match + ") LIMIT 1",
+                                  json::serialize(keys));
+    if (r.empty()) throw projection_error("compare: " + table + " has " + std::to_string(live) + " rows, the rebuild " +
+                                          std::to_string(rebuilt.size()) + ", yet every row matches");
+    return difference{table, "live", r[0][0].c_str()};
+}
+
+} // namespace
+
 std::optional<difference> compare(const std::string& conninfo, const policy_registry& policies) {
     pqxx::connection c(conninfo);
     // One snapshot for the log and the live tables: they are committed together, so a
-    // consistent store compares equal even while appends go on.
-    pqxx::transaction<pqxx::repeatable_read> w(c);
-    const auto logged = with_logged_policies(w, policies);
-    const auto set = fold_log(w, logged);
-    (void)write_scratch(w, set, logged);
-    for (const char* t : tables) {
-        const std::string live(t), rebuilt = scratch(t);
-        const auto r = w.exec(
-            "(SELECT 'live' AS side, to_jsonb(d)::text FROM (SELECT * FROM " + live + owned_rows(live) +
-            " EXCEPT ALL SELECT * FROM " + rebuilt + ") d LIMIT 1) UNION ALL (SELECT 'rebuilt', to_jsonb(d)::text FROM "
-            "(SELECT * FROM " + rebuilt + " EXCEPT ALL SELECT * FROM " + live + owned_rows(live) + ") d LIMIT 1)");
-        if (!r.empty()) return difference{live, r[0][0].c_str(), r[0][1].c_str()};
-    }
-    return std::nullopt; // the transaction is rolled back: the scratch tables vanish
+    // consistent store compares equal even while appends go on. Read only: it runs on a hot
+    // standby too.
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(c);
+    const auto logged = with_logged_policies(tx, policies);
+    const auto rows = rows_of(fold_log(tx, logged), logged);
+    const std::array<std::pair<table_key, const json::array*>, 5> checks = {{
+        {{"instance_state", "instance_id"}, &rows.instances},
+        {{"timers", "instance_id,kind,due_at"}, &rows.timers},
+        {{"accounts", "account_id"}, &rows.accounts},
+        {{"instance_counts", "product,billing,state"}, &rows.counts},
+        {{"projection_checkpoint", "name"}, &rows.checkpoint},
+    }};
+    for (const auto& [t, r] : checks)
+        if (auto d = compare_table(tx, t, *r)) return d;
+    return std::nullopt;
 }
 
 } // namespace mqledger::projections
