@@ -15,10 +15,6 @@
 #include <set>
 #include <sstream>
 
-#ifndef MQLEDGER_SOURCE_DIR
-#error "MQLEDGER_SOURCE_DIR must be defined by daemon/CMakeLists.txt"
-#endif
-
 namespace mqledger {
 namespace po = boost::program_options;
 
@@ -446,11 +442,12 @@ std::string env_name(std::string_view option) {
     return out;
 }
 
-std::string default_database_url(command_kind command) {
-    const bool admin = command == command_kind::migrate || command == command_kind::verify ||
-                       command == command_kind::rebuild;
-    return std::string("host=") + MQLEDGER_SOURCE_DIR + "/var/run port=54329 dbname=mqledger user=" +
-           (admin ? "postgres" : "mqledger");
+std::string default_database_url(command_kind /*command*/) {
+    // The same for every command: libpq's defaults supply the rest (the local socket in
+    // /var/run/postgresql on Debian, the OS user name as the role), so peer authentication maps
+    // the systemd user `mqledger` to the daemon's role and `sudo -u postgres mqledger migrate`
+    // to the owner. The development cluster (deploy/pg.sh) is always given explicitly.
+    return "dbname=mqledger";
 }
 
 std::string top_level_usage() {

@@ -119,8 +119,9 @@ using file_reader = std::function<std::optional<std::string>(const std::string& 
 /// The environment variable of a long option: `database-url` → `MQLEDGER_DATABASE_URL`.
 [[nodiscard]] std::string env_name(std::string_view option);
 
-/// The default --database-url of a command: the embedded local server under the source tree,
-/// as the daemon's role for serve/history/export and as `postgres` for migrate/verify/rebuild.
+/// The default --database-url of a command, suitable for an installed system: `dbname=mqledger`
+/// (libpq's default local socket and the OS user name as the role, i.e. peer authentication), the
+/// same for every command. Nothing in it depends on the build tree.
 [[nodiscard]] std::string default_database_url(command_kind command);
 
 /// Top-level usage: the commands and how to get help on each.

@@ -92,13 +92,10 @@ TEST_CASE("config: defaults when nothing is given (with --insecure-no-auth)", "[
     CHECK(cfg.database_url == default_database_url(command_kind::serve));
 }
 
-TEST_CASE("config: the default database is the embedded server, migrate connects as postgres", "[daemon]") {
-    CHECK(default_database_url(command_kind::serve).find("port=54329 dbname=mqledger user=mqledger") !=
-          std::string::npos);
-    CHECK(default_database_url(command_kind::serve).find("/var/run") != std::string::npos);
-    CHECK(default_database_url(command_kind::migrate).find("user=postgres") != std::string::npos);
-    CHECK(default_database_url(command_kind::verify).find("user=postgres") != std::string::npos);
-    CHECK(default_database_url(command_kind::rebuild).find("user=postgres") != std::string::npos);
+TEST_CASE("config: the default database suits an installed system, not the build tree", "[daemon]") {
+    for (auto c : {command_kind::serve, command_kind::migrate, command_kind::verify, command_kind::rebuild,
+                   command_kind::history, command_kind::export_, command_kind::status})
+        CHECK(default_database_url(c) == "dbname=mqledger");
     CHECK(parse_ok({{}, {}, {}}, command_kind::migrate).database_url == default_database_url(command_kind::migrate));
 }
 
