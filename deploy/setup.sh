@@ -13,7 +13,10 @@ build="${MQLEDGER_BUILD_DIR:-build}"
 packages=(cmake ninja-build g++ ccache pkg-config libboost1.81-dev libboost-json1.81-dev
           libboost-program-options1.81-dev libboost-url1.81-dev libpqxx-dev prometheus-cpp-dev libspdlog-dev catch2
           libhowardhinnant-date-dev libsystemd-dev libssl-dev postgresql tzdata
-          systemd prometheus clang libclang-rt-dev python3 openssl python3-yaml python3-jsonschema)   # from systemd on: tests (unit verify, dashboard, fuzzing, proofs, OpenAPI)
+          systemd prometheus clang libclang-rt-dev python3 openssl python3-yaml python3-jsonschema
+          dpkg-dev lintian patroni python3-etcd etcd-server etcd-client curl)
+# From systemd on: tests only (unit verify, dashboard, fuzzing, proofs, OpenAPI, the Debian
+# package and lintian, the Patroni + etcd failover test).
 missing=()
 for p in "${packages[@]}"; do
     if [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]]; then missing+=("$p"); fi
