@@ -142,21 +142,8 @@ cmd_start() {
     write_conf
     start_server
 
-    # Roles are cluster-wide; the migrations create mqledger_app too (for other clusters), and
-    # tolerate it existing.
-    psql_admin -d postgres <<'SQL'
-SET client_min_messages = warning;
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mqledger_app') THEN
-    CREATE ROLE mqledger_app NOLOGIN;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mqledger') THEN
-    CREATE ROLE mqledger LOGIN;
-  END IF;
-END $$;
-GRANT mqledger_app TO mqledger;
-SQL
+    # The roles (cluster-wide) and the database.
+    psql_admin -d postgres <"$root/deploy/roles.sql"
     if [[ "$(psql_admin -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'mqledger'")" != 1 ]]; then
         psql_admin -d postgres -c "CREATE DATABASE mqledger TEMPLATE template0 ENCODING 'UTF8'"
     fi

@@ -317,19 +317,7 @@ cmd_setup_db() { # mqledger-binary db
     local bin="$1" db="$2" p url
     p="$(primary_name)" || die "no primary"
     psql_p() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 "$(node_url "$p" postgres)" "$@"; }
-    psql_p <<'SQL'
-SET client_min_messages = warning;
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mqledger_app') THEN
-    CREATE ROLE mqledger_app NOLOGIN;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mqledger') THEN
-    CREATE ROLE mqledger LOGIN;
-  END IF;
-END $$;
-GRANT mqledger_app TO mqledger;
-SQL
+    psql_p <"$here/../roles.sql"
     if [[ "$(psql_p -Atc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != 1 ]]; then
         psql_p -c "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8'"
     fi

@@ -386,4 +386,27 @@ std::vector<std::string> strings(const boost::json::value& v) {
     return out;
 }
 
+run_result pg_cluster::run(const std::string& verb) const {
+    env_changes env{{"MQLEDGER_PG_VAR", var.string()}, {"MQLEDGER_PG_PORT", std::to_string(port)}};
+    env.insert(env.end(), extra.begin(), extra.end());
+    return run_program("bash", {(std::filesystem::path(MQLEDGER_SOURCE_DIR) / "deploy/pg.sh").string(), verb}, env,
+                       std::chrono::seconds(120));
+}
+
+std::string pg_cluster::pg(const std::string& verb) const {
+    const auto r = run(verb);
+    if (r.exit_code != 0)
+        throw std::runtime_error("deploy/pg.sh " + verb + " exited " + std::to_string(r.exit_code) + "\n" + r.out + r.err);
+    auto out = r.out;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+}
+
+pg_cluster::~pg_cluster() {
+    try {
+        (void)run("stop");
+    } catch (...) {
+    }
+}
+
 } // namespace mqledger::test

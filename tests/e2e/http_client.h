@@ -169,4 +169,20 @@ private:
 /// Lower-case hex SHA-256 of `token`: what a tokens file holds.
 [[nodiscard]] std::string sha256_hex(std::string_view token);
 
+/// A PostgreSQL cluster run by the project's own deploy/pg.sh under `var` on `port`
+/// (MQLEDGER_PG_VAR, MQLEDGER_PG_PORT, plus `extra` variables), stopped on destruction: for tests
+/// that stop and start a server, or need a replica, without disturbing the shared one.
+struct pg_cluster {
+    std::filesystem::path var;
+    std::uint16_t port;
+    env_changes extra = {};
+
+    /// `deploy/pg.sh VERB`, whatever its outcome.
+    [[nodiscard]] run_result run(const std::string& verb) const;
+    /// `deploy/pg.sh VERB`'s output without its trailing newlines; throws std::runtime_error with
+    /// the script's output when it fails.
+    std::string pg(const std::string& verb) const;
+    ~pg_cluster();
+};
+
 } // namespace mqledger::test

@@ -89,31 +89,6 @@ std::vector<json::object> all_events(const http_client& c) {
     }
 }
 
-// A private cluster under `var` on `port`, run by the project's own deploy/pg.sh.
-struct private_cluster {
-    std::filesystem::path var;
-    std::uint16_t port;
-
-    run_result run(const std::string& verb) const {
-        return run_program("bash", {(source_dir / "deploy/pg.sh").string(), verb},
-                           {{"MQLEDGER_PG_VAR", var.string()}, {"MQLEDGER_PG_PORT", std::to_string(port)}});
-    }
-    // `deploy/pg.sh VERB`'s output; the verb must succeed.
-    std::string pg(const std::string& verb) const {
-        const auto r = run(verb);
-        INFO("deploy/pg.sh " << verb << "\n" << r.out << r.err);
-        REQUIRE(r.exit_code == 0);
-        auto out = r.out;
-        while (!out.empty() && out.back() == '\n') out.pop_back();
-        return out;
-    }
-    ~private_cluster() {
-        try {
-            (void)run("stop");
-        } catch (...) {
-        }
-    }
-};
 
 } // namespace
 
@@ -217,7 +192,7 @@ TEST_CASE("database outage: PostgreSQL stopped and started under load — writes
           "and the chain verifies (issue 6, DESIGN.md Reliability: PostgreSQL restarted under load)",
           "[e2e][operations]") {
     temp_dir tmp;
-    private_cluster pgc{tmp.path() / "var", free_port()};
+    pg_cluster pgc{tmp.path() / "var", free_port()};
     pgc.pg("start");
     const auto admin_url = pgc.pg("admin-url");
     const auto app_url = pgc.pg("url");

@@ -25,34 +25,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::filesystem::path source_dir = MQLEDGER_SOURCE_DIR;
 
-// A cluster under `var` on `port`, run by the project's own deploy/pg.sh, stopped at the end.
-struct pg_cluster {
-    std::filesystem::path var;
-    std::uint16_t port;
-    env_changes extra;
-
-    [[nodiscard]] run_result run(const std::string& verb) const {
-        env_changes env{{"MQLEDGER_PG_VAR", var.string()}, {"MQLEDGER_PG_PORT", std::to_string(port)}};
-        env.insert(env.end(), extra.begin(), extra.end());
-        return run_program("bash", {(source_dir / "deploy/pg.sh").string(), verb}, env, 120s);
-    }
-    std::string pg(const std::string& verb) const {
-        const auto r = run(verb);
-        INFO("deploy/pg.sh " << verb << "\n" << r.out << r.err);
-        REQUIRE(r.exit_code == 0);
-        auto out = r.out;
-        while (!out.empty() && out.back() == '\n') out.pop_back();
-        return out;
-    }
-    ~pg_cluster() {
-        try {
-            (void)run("stop");
-        } catch (...) {
-        }
-    }
-};
 
 // A scratch directory, removed at the end (declared before the clusters, so after they stop).
 struct scratch_dir {
