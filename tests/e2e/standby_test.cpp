@@ -17,8 +17,6 @@
 #include <string>
 #include <thread>
 
-#include <unistd.h>
-
 using namespace mqledger::test;
 namespace json = boost::json;
 using namespace std::chrono_literals;
@@ -27,18 +25,6 @@ namespace {
 
 
 
-// A scratch directory, removed at the end (declared before the clusters, so after they stop).
-struct scratch_dir {
-    std::filesystem::path path = std::filesystem::temp_directory_path() / ("mqledger-standby-" + std::to_string(::getpid()));
-    scratch_dir() {
-        std::filesystem::remove_all(path);
-        std::filesystem::create_directories(path);
-    }
-    ~scratch_dir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path, ignored);
-    }
-};
 
 void ok(const http_result& r, int status = 200) {
     INFO(r.body);
@@ -67,8 +53,8 @@ void wait_replayed(const std::string& primary, const std::string& replica) {
 TEST_CASE("hot standby: verify and history run on a streaming replica without writing, and verify there still finds a "
           "projection row altered on the primary (issue 16, verify on a replica)",
           "[e2e][standby]") {
-    const scratch_dir scratch;
-    const auto& dir = scratch.path;
+    const temp_dir scratch;   // declared before the clusters: removed after they stop
+    const auto& dir = scratch.path();
     const pg_cluster primary{dir / "primary", free_port(), {}};
     primary.pg("start");
     const auto primary_admin = primary.pg("admin-url");
