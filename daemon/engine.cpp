@@ -177,6 +177,12 @@ store::append_request append_of(const unit_outcome& o, const unit_command& c, ti
     // (a cache entry another daemon overtook) is ever written.
     for (const auto& [stream, read_version] : o.read_versions)
         if (!seen.count(stream)) r.streams.push_back({stream, read_version, {}});
+    // The sets of the account's instances it took as complete: an instance that joined one
+    // meanwhile (created, or changed, by a unit that touched no stream this one read) is a conflict.
+    for (const auto& [account_id, sets] : o.sets_read) {
+        if (r.scope.empty()) r.scope = account_stream(account_id);
+        for (auto& ss : projections::stream_sets_of(account_id, sets)) r.sets_read.push_back(std::move(ss));
+    }
     r.first_metadata["unit"] = encode_unit(unit_record{c, at, static_cast<std::int64_t>(o.events.size())});
     r.idempotency_key = meta.idempotency_key;
     r.fingerprint = meta.fingerprint;
@@ -195,6 +201,11 @@ store::append_request append_with_rows(const unit_outcome& o, const unit_command
     r.projection = projections::rows_of(
         o, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); }, policies);
     r.wait_when_full = wait_when_full;
+    for (auto& sa : r.streams) {
+        if (sa.events.empty()) continue;
+        const auto iid = instance_id_of(sa.stream);
+        r.member_facts[sa.stream] = projections::member_facts_of(iid ? &o.instances.at(*iid) : nullptr, policies);
+    }
     return r;
 }
 

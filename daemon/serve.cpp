@@ -150,6 +150,7 @@ int run_serve(const config& cfg) {
     const projections::projector projector(policies);
     store::store_options store_opts;
     store_opts.observer = projector.observer();
+    store_opts.sets = projections::set_reader();
     store_opts.max_queued_events = cfg.queue_events;
     store_opts.max_queued_bytes = cfg.queue_bytes;
     store::event_store store(cfg.database_url, now_source, std::move(store_opts));

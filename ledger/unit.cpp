@@ -106,6 +106,8 @@ public:
     void catch_up(time_point up_to) {
         if (account_.empty()) return;
         for (const auto& id : view_.due_instances(account_, up_to)) instance(id);
+        auto& due_by = sets_read_[account_].due_by;
+        if (!due_by || *due_by < up_to) due_by = up_to;
         // Instances not queued yet; a queued one is queued again whenever its state changes.
         for (const auto& [id, e] : insts_)
             if (!considered_.count(id)) requeue(id);
@@ -167,6 +169,7 @@ public:
         }
         for (const auto& [id, e] : insts_) o.read_versions.emplace(instance_stream(id), e.base);
         for (const auto& [id, e] : accts_) o.read_versions.emplace(account_stream(id), e.base);
+        o.sets_read = std::move(sets_read_);
         o.events = std::move(out_);
         o.fired = std::move(fired_);
         o.stuck = std::move(stuck_);
@@ -226,6 +229,7 @@ private:
     void deliver(const notice& n) {
         std::set<std::string> ids;
         for (auto& id : view_.notice_targets(n.account_id, n.kind)) ids.insert(std::move(id));
+        sets_read_[n.account_id].notices.insert(n.kind);
         for (const auto& [id, e] : insts_)
             if (e.s.exists && e.s.account_id == n.account_id) ids.insert(id);
         for (const auto& id : ids) {
@@ -252,6 +256,7 @@ private:
     std::map<std::string, timer_key> queued_;
     std::set<std::string> considered_;   // instances whose timers were looked at (queued or not)
     std::set<std::string> stuck_ids_;
+    std::map<std::string, account_sets_read> sets_read_;
     std::optional<refusal> refusal_;
     bool overflow_ = false;
 };

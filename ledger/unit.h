@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -93,6 +94,14 @@ struct stuck_timer {
     std::string reason;
 };
 
+/// What a unit asked its view about an account's instances as a whole (see
+/// `unit_outcome::sets_read`).
+struct account_sets_read {
+    std::optional<time_point> due_by;       // `due_instances(account, due_by)`; the latest asked
+    std::set<account_notice> notices;       // `notice_targets(account, kind)` for each kind
+    friend bool operator==(const account_sets_read&, const account_sets_read&) = default;
+};
+
 /// The events of a unit, or why its command was refused (then nothing is written, not even the
 /// timers it fired first: the timer service fires them in their own units).
 struct [[nodiscard]] unit_outcome {
@@ -106,6 +115,12 @@ struct [[nodiscard]] unit_outcome {
     /// An append that also checks the streams it only read (`append_of` does) cannot be written
     /// from a state that was stale when it was decided, whatever cache the view answered from.
     std::map<std::string, std::int64_t> read_versions;
+    /// The sets of an account's instances the unit took as complete (by account): everything it
+    /// did not load it took to have no timer due by `due_by` and to be no target of `notices`.
+    /// An instance another unit creates or changes meanwhile, without touching a stream this one
+    /// read, can join such a set; `append_of` hands these sets to the store, which checks them
+    /// under the append lock like the versions above (a member the unit did not read is a conflict).
+    std::map<std::string, account_sets_read> sets_read;
     /// The state after the unit of every instance and account it loaded (touched or not).
     std::map<std::string, instance_state> instances;
     std::map<std::string, account_state> accounts;

@@ -125,6 +125,77 @@ std::vector<std::string> instance_streams_of_accounts_touching(pqxx::transaction
     return out;
 }
 
+namespace {
+
+std::int64_t micros(time_point t) { return t.time_since_epoch().count(); }
+
+// A set's query: "due <microseconds> <account>" or "notice <kind> <account>".
+struct set_query {
+    std::string what, value, account;
+};
+set_query parse_set(const std::string& q) {
+    const auto a = q.find(' ');
+    const auto b = a == std::string::npos ? a : q.find(' ', a + 1);
+    if (b == std::string::npos) throw std::logic_error("stream set query not understood: " + q);
+    set_query out{q.substr(0, a), q.substr(a + 1, b - a - 1), q.substr(b + 1)};
+    if (out.what != "due" && out.what != "notice") throw std::logic_error("stream set query not understood: " + q);
+    return out;
+}
+
+} // namespace
+
+std::vector<store::stream_set> stream_sets_of(const std::string& account_id, const account_sets_read& sets) {
+    std::vector<store::stream_set> out;
+    const auto scope = account_stream(account_id);
+    if (sets.due_by) out.push_back({scope, "due " + std::to_string(micros(*sets.due_by)) + " " + account_id});
+    for (const auto kind : sets.notices) out.push_back({scope, "notice " + std::string(to_string(kind)) + " " + account_id});
+    return out;
+}
+
+// "<earliest due, microseconds, or -> <notice or ->": what the timers table and
+// instance_state.account_notice will say of the instance.
+std::string member_facts_of(const instance_state* s, const policy_registry& policies) {
+    if (s == nullptr || !s->exists) return "- -";
+    std::optional<time_point> earliest;
+    for (const auto& t : detail::timers_of(*s, policies))
+        if (!earliest || t.due_at < *earliest) earliest = t.due_at;
+    const auto notice = notice_of(*s, policy_of(*s, policies));
+    return (earliest ? std::to_string(micros(*earliest)) : std::string("-")) + " " +
+           (notice ? std::string(to_string(*notice)) : std::string("-"));
+}
+
+store::set_reader set_reader() {
+    store::set_reader r;
+    r.members = [](pqxx::transaction_base& tx, const std::vector<const store::stream_set*>& sets) {
+        // Parallel arrays (set number, account, due by or NULL, notice kind or NULL), quoted in.
+        std::string no = "ARRAY[", account = "ARRAY[", due = "ARRAY[", kind = "ARRAY[";
+        for (std::size_t i = 0; i < sets.size(); ++i) {
+            const auto q = parse_set(sets[i]->query);
+            const char* sep = i ? "," : "";
+            no += sep + std::to_string(i);
+            account += sep + tx.quote(q.account);
+            due += sep + (q.what == "due" ? std::to_string(std::stoll(q.value)) : std::string("NULL"));
+            kind += sep + (q.what == "notice" ? tx.quote(q.value) : std::string("NULL"));
+        }
+        // By index: instance_state's account index, then each instance's timers by primary key.
+        return "SELECT g.n, 'instance-' || s.instance_id FROM unnest(" + no + "]::bigint[], " + account +
+               "]::text[], " + due + "]::bigint[], " + kind +
+               "]::text[]) AS g(n, account_id, due_us, kind) JOIN instance_state s ON s.account_id = g.account_id"
+               " WHERE (g.due_us IS NOT NULL AND EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = s.instance_id"
+               " AND t.due_at <= 'epoch'::timestamptz + g.due_us * interval '1 microsecond'))"
+               " OR (g.kind IS NOT NULL AND s.account_notice = g.kind)";
+    };
+    r.admits = [](const store::stream_set& set, std::string_view facts) {
+        const auto q = parse_set(set.query);
+        const auto sp = facts.find(' ');
+        if (sp == std::string_view::npos) return true;   // unknown facts: assume it may belong
+        const auto due = facts.substr(0, sp), notice = facts.substr(sp + 1);
+        if (q.what == "notice") return notice == q.value;
+        return due != "-" && std::stoll(std::string(due)) <= std::stoll(q.value);
+    };
+    return r;
+}
+
 std::vector<instance_state> notice_targets(pqxx::transaction_base& tx, const std::string& account_id, account_notice kind) {
     std::vector<instance_state> out;
     for (const auto& row : tx.exec_prepared("mq_notice_targets", account_id, std::string(to_string(kind))))

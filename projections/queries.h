@@ -7,7 +7,10 @@
 
 #include "ledger/account.h"
 #include "ledger/instance.h"
+#include "ledger/policy.h"
 #include "ledger/types.h"
+#include "ledger/unit.h"
+#include "ledger/store/event_store.h"
 
 #include <pqxx/pqxx>
 
@@ -57,6 +60,16 @@ struct with_due {
                                                                    const std::vector<std::string>& ids);
 [[nodiscard]] std::map<std::string, account_state> load_accounts(pqxx::transaction_base& tx,
                                                                  const std::vector<std::string>& ids);
+
+/// The sets of an account's instances a unit took as complete (`unit_outcome::sets_read`) as the
+/// store's stream sets (scope: the account's stream): the account's instances with a timer due
+/// by a time (the timers table), or whose account_notice is a kind. The engine sends them with
+/// each append, with the facts of each instance it writes (`member_facts_of`: its earliest
+/// timer and its notice); `set_reader` reads their members for the store.
+[[nodiscard]] std::vector<store::stream_set> stream_sets_of(const std::string& account_id, const account_sets_read& sets);
+/// `s` null (a stream that is no instance): facts that join no set.
+[[nodiscard]] std::string member_facts_of(const instance_state* s, const policy_registry& policies);
+[[nodiscard]] store::set_reader set_reader();
 
 /// The earliest due time of any timer, or nothing.
 [[nodiscard]] std::optional<time_point> earliest_due(pqxx::transaction_base& tx);

@@ -22,7 +22,13 @@ const std::string append_lock_sql = "SELECT pg_advisory_xact_lock(" + std::to_st
 // Sent as text with the arrays quoted in, so that BEGIN, the lock and this read travel in one
 // round trip (under READ COMMITTED each statement takes a fresh snapshot, so the read sees every
 // batch that committed before the lock was granted).
-std::string state_query(pqxx::transaction_base& tx, const std::string& streams, const std::string& keys) {
+// The members of the batch's stream sets come as ('g', member, set number) rows of the same read.
+std::string state_query(pqxx::transaction_base& tx, const std::string& streams, const std::string& keys,
+                        const std::string& set_members) {
+    std::string sets;
+    if (!set_members.empty())
+        sets = " UNION ALL SELECT 'g', g.member::text, g.set_no::bigint, NULL, NULL FROM (" + set_members +
+               ") AS g(set_no, member)";
     return "SELECT 'h', NULL::text, position, hash, NULL::integer"
            "  FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) h"
            " UNION ALL "
@@ -31,7 +37,7 @@ std::string state_query(pqxx::transaction_base& tx, const std::string& streams, 
            "  FROM unnest(" + tx.quote(streams) + "::text[]) s"
            " UNION ALL "
            "SELECT 'k', idempotency_key, position, idempotency_fingerprint, append_count"
-           "  FROM events WHERE idempotency_key = ANY(" + tx.quote(keys) + "::text[])";
+           "  FROM events WHERE idempotency_key = ANY(" + tx.quote(keys) + "::text[])" + sets;
 }
 
 // One multi-row INSERT of the whole batch from parallel arrays, bound as text parameters $1..$13
@@ -272,6 +278,15 @@ void event_store::process(std::vector<pending>& batch) {
             }
         }
 
+        // The batch's stream sets, numbered in request order.
+        std::vector<const stream_set*> sets;
+        std::vector<std::size_t> set_owner;   // set number -> request index
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            for (const auto& ss : batch[i].request.sets_read) {
+                sets.push_back(&ss);
+                set_owner.push_back(i);
+            }
+
         // READ COMMITTED explicitly: the state read must take its snapshot after the lock is
         // granted, whatever default_transaction_isolation the server or role sets.
         // The transaction block is driven by hand (BEGIN … COMMIT through a nontransaction) to
@@ -280,8 +295,9 @@ void event_store::process(std::vector<pending>& batch) {
         // fsync bound a batch's latency, and with closed-loop callers throughput = callers /
         // latency. Any error drops the connection, which rolls back.
         pqxx::nontransaction tx(*conn_);
+        const auto set_members = sets.empty() || !options_.sets.members ? std::string() : options_.sets.members(tx, sets);
         const auto state = tx.exec("BEGIN ISOLATION LEVEL READ COMMITTED; " + append_lock_sql + "; " +
-                                   state_query(tx, detail::text_array(streams), detail::text_array(keys)));
+                                   state_query(tx, detail::text_array(streams), detail::text_array(keys), set_members));
 
         std::int64_t position = 0;
         std::string prev_hash(genesis_hash);
@@ -300,12 +316,26 @@ void event_store::process(std::vector<pending>& batch) {
                                 used_key{row[3].as<std::string>(), row[2].as<std::int64_t>(), row[4].as<std::int64_t>()});
             }
         }
-        // Versions by name (the union's row order need not follow unnest's).
-        for (const auto& row : state)
-            if (row[0].c_str()[0] == 'v') {
+        // Versions by name (the union's row order need not follow unnest's); set members by request.
+        std::vector<std::vector<std::string>> members(batch.size());
+        for (const auto& row : state) {
+            const char tag = row[0].c_str()[0];
+            if (tag == 'v') {
                 const auto it = version.find(std::string_view(row[1].c_str(), row[1].size()));
                 if (it != version.end()) it->second = row[2].as<std::int64_t>();
+            } else if (tag == 'g') {
+                const auto set_no = row[2].as<std::int64_t>();
+                if (set_no < 0 || static_cast<std::size_t>(set_no) >= set_owner.size())
+                    throw std::logic_error("the set reader answered an unknown set number");
+                members[set_owner[static_cast<std::size_t>(set_no)]].push_back(row[1].as<std::string>());
             }
+        }
+        // The streams each scope's accepted requests of this batch write (the in-batch set check).
+        struct scoped_write {
+            std::string_view stream;
+            const std::string* facts;   // nullptr: none given
+        };
+        std::unordered_map<std::string_view, std::vector<scoped_write>> written_in_scope;
 
         // Decide each request alone, in queue order, against the database state plus the
         // requests accepted before it in this batch.
@@ -365,6 +395,35 @@ void event_store::process(std::vector<pending>& batch) {
                 }
             }
             if (conflict) continue;
+            if (!req.sets_read.empty()) {
+                // A member of a set it took as complete that the request did not read: the set
+                // changed after the request was decided.
+                std::unordered_set<std::string_view> named;
+                for (const auto& sa : req.streams) named.insert(sa.stream);
+                std::optional<std::string> joined;
+                for (const auto& m : members[i])
+                    if (!named.count(m)) {
+                        joined = m;
+                        break;
+                    }
+                for (std::size_t k = 0; !joined && k < req.sets_read.size(); ++k)
+                    if (const auto it = written_in_scope.find(req.sets_read[k].scope); it != written_in_scope.end())
+                        for (const auto& w : it->second)
+                            if (!named.count(w.stream) && (!options_.sets.admits || w.facts == nullptr ||
+                                                           options_.sets.admits(req.sets_read[k], *w.facts))) {
+                                joined = std::string(w.stream);
+                                break;
+                            }
+                if (joined) {
+                    results[i] = failure(append_code::version_conflict,
+                                         "stream " + *joined + " joined a set this request took as complete (" +
+                                             req.sets_read.front().scope + ") after it was decided");
+                    results[i].conflict_stream = *joined;
+                    const auto v = version.find(*joined);
+                    results[i].actual_version = v != version.end() ? v->second : 0;
+                    continue;
+                }
+            }
 
             // Accepted: number, hash and encode its events.
             const auto first = written.size();
@@ -416,6 +475,12 @@ void event_store::process(std::vector<pending>& batch) {
             }
             slice[i] = {first, written.size()};
             if (req.idempotency_key) batch_keys.emplace(*req.idempotency_key, i);
+            if (!req.scope.empty())
+                for (const auto& sa : req.streams)
+                    if (!sa.events.empty()) {
+                        const auto f = req.member_facts.find(sa.stream);
+                        written_in_scope[req.scope].push_back({sa.stream, f != req.member_facts.end() ? &f->second : nullptr});
+                    }
         }
 
         // Replays of appends committed earlier: read what they wrote.

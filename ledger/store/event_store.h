@@ -30,6 +30,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <map>
 #include <string>
 #include <thread>
 #include <utility>
@@ -61,6 +62,19 @@ struct stream_append {
     std::vector<new_event> events;
 };
 
+/// A set of streams a request took as complete without naming its members (the daemon: "the
+/// instances of account A with a timer due by T"). Opaque to the store: `store_options::set_reader`
+/// lists each set's members under the append lock, and a member the request does not name among
+/// its `streams` (with the version it read) is a version conflict. Within one batch, a request
+/// whose set has scope S also conflicts with an earlier request of the batch whose `scope` is S
+/// and which writes a stream this one does not name, when that stream's `member_facts` may put
+/// it in the set (`set_reader::admits`; without a reader, always): the database does not show
+/// the set's new member yet.
+struct stream_set {
+    std::string scope;
+    std::string query;
+};
+
 /// One atomic append: every stream's events, or none, in the order given (positions follow it).
 /// A stream may appear more than once; a later occurrence's expected_version is checked against
 /// the version the earlier occurrences leave it at (any_version is simplest there).
@@ -78,6 +92,13 @@ struct append_request {
     std::optional<std::string> idempotency_key;
     /// What "the same request" means, e.g. SHA-256 of the HTTP body. Compared byte for byte.
     std::string fingerprint;
+    /// The sets this request took as complete (see stream_set), and the scope of the streams it
+    /// writes (the daemon: the unit's account; empty: none).
+    std::vector<stream_set> sets_read;
+    std::string scope;
+    /// What a written stream is after this request, in the set reader's terms (opaque to the
+    /// store; see stream_set), by stream. A written stream without facts may join any set.
+    std::map<std::string, std::string> member_facts;
     /// Opaque to the store: handed to the batch observer with the request once it is accepted
     /// (the daemon puts the projection rows its unit decided here, so the projector neither reads
     /// nor folds them again).
@@ -156,6 +177,16 @@ struct batch_writes {
 /// Runs on the writer thread; never call the store from it.
 using batch_observer = std::function<batch_writes(pqxx::transaction_base& tx, const batch_view& batch)>;
 
+/// Reads stream sets (stream_set::query), on the writer thread.
+struct set_reader {
+    /// Given the batch's sets, numbered by their index, the text of ONE query whose rows are (set
+    /// number bigint, member stream text), its values quoted through `tx`. It runs in the state
+    /// read's round trip, under the append lock, so it sees every committed batch.
+    std::function<std::string(pqxx::transaction_base& tx, const std::vector<const stream_set*>& sets)> members;
+    /// Whether a stream with these `member_facts` may belong to `set` (the in-batch check).
+    std::function<bool(const stream_set& set, std::string_view member_facts)> admits;
+};
+
 /// Where the writer is in a batch, for fault injection (tests): the hook may throw (a
 /// pqxx::broken_connection, a pqxx::sql_error …) or sleep.
 enum class fault_point {
@@ -169,6 +200,9 @@ struct store_options {
     /// Upper bound on events per batch transaction (a batch never splits a request).
     std::size_t max_batch_events = 20000;
     batch_observer observer;
+    /// Lists the members of the requests' stream sets. Without it only the in-batch check is
+    /// made: enough for a single writer that is the database's only appender (a populate).
+    set_reader sets;
     /// Bounds of the writer's queue (requests waiting for a batch): events and bytes of their
     /// encoded data and metadata. A request that would pass either is refused (`overloaded`) or,
     /// with `wait_when_full`, waits. A request larger than a bound alone is accepted into an

@@ -24,15 +24,18 @@
 #include "daemon/db_pool.h"
 #include "daemon/engine.h"
 #include "ledger/clock.h"
+#include "ledger/codec.h"
 #include "ledger/store/event_store.h"
 #include "ledger/store/verify.h"
 #include "projections/conformance.h"
 #include "projections/projector.h"
+#include "projections/queries.h"
 #include "projections/rebuild.h"
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -119,6 +122,7 @@ struct node {
     static store::store_options options(const projections::projector& proj, std::shared_ptr<fault_source> f) {
         store::store_options o;
         o.observer = proj.observer();
+        o.sets = projections::set_reader();
         o.fault = [f](store::fault_point p) { (*f)(p); };
         return o;
     }
@@ -282,4 +286,101 @@ TEST_CASE("faults: two engines on one database under injected failures, every ac
     }
     const auto seeds = env_or("MQLEDGER_FAULT_SEEDS", 3);
     for (std::uint64_t seed = 1; seed <= seeds; ++seed) run_seed(seed, steps);
+}
+
+namespace {
+
+// Holds a store's writer before its next batch begins, once armed, until released.
+struct writer_gate {
+    std::mutex m;
+    std::condition_variable cv;
+    bool armed = false, holding = false, released = false;
+
+    void operator()(store::fault_point p) {
+        if (p != store::fault_point::before_begin) return;
+        std::unique_lock lock(m);
+        if (!armed) return;
+        armed = false;
+        holding = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return released; });
+    }
+    void wait_holding() {
+        std::unique_lock lock(m);
+        cv.wait(lock, [&] { return holding; });
+    }
+    void release() {
+        std::lock_guard lock(m);
+        released = true;
+        cv.notify_all();
+    }
+};
+
+time_point at(const char* iso) { return *codec::parse_time(iso); }
+
+} // namespace
+
+TEST_CASE("faults: an instance that comes due on another engine while a unit of its account waits to be written "
+          "makes that unit a conflict, decided again with it (RULES.md Time-driven events, due order across the "
+          "account's instances)",
+          "[faults]") {
+    scratch_db db;
+    const policy_registry policies;
+    // Two daemons whose clocks disagree by an hour: B's lags A's.
+    manual_clock clk_a(at("2026-01-05T00:00:00Z")), clk_b(at("2026-01-05T00:00:00Z"));
+    writer_gate gate;
+    projections::projector proj_a(policies), proj_b(policies);
+    store::store_options oa, ob;
+    oa.observer = proj_a.observer();
+    ob.observer = proj_b.observer();
+    oa.sets = ob.sets = projections::set_reader();
+    oa.fault = [&gate](store::fault_point p) { gate(p); };
+    store::event_store store_a(db.app_url(), clk_a, oa), store_b(db.app_url(), clk_b, ob);
+    db_pool reads_a(db.app_url(), 2, &engine::prepare), reads_b(db.app_url(), 2, &engine::prepare);
+    engine a(reads_a, store_a, policies, clk_a, {}, 16), b(reads_b, store_b, policies, clk_b, {}, 16);
+    const request_meta meta{"test", {}, {}, {}, {}};
+    const auto payg = [](const std::string& id) {
+        cmd::purchase p;
+        p.instance_id = id;
+        p.account_id = "acc";
+        p.prod = product::kafka;
+        p.bill = billing::payg;
+        p.timezone = "UTC";
+        p.rate = price{price::unit::hourly, 100};
+        return p;
+    };
+    REQUIRE(a.execute_account("acc", cmd::open_account{"CNY"}, meta).kind == outcome_kind::ok);
+    REQUIRE(a.execute_account("acc", cmd::add_funds{100000, "seed"}, meta).kind == outcome_kind::ok);
+    REQUIRE(a.execute_instance("i-y", payg("i-y"), meta).kind == outcome_kind::ok);
+    REQUIRE(a.execute_instance("i-y", cmd::deploy{}, meta).kind == outcome_kind::ok);
+
+    // A, at 01:30, decides a topic command on i-y: its unit first bills i-y's hour due at 01:00.
+    // Its append waits before the batch begins.
+    clk_a.advance_to(at("2026-01-05T01:30:00Z"));
+    clk_b.advance_to(at("2026-01-05T00:30:00Z"));
+    gate.armed = true;
+    command_outcome topic;
+    std::thread t([&] { topic = a.execute_instance("i-y", cmd::create_topic{"orders"}, meta); });
+    gate.wait_holding();
+    // Meanwhile B, at 00:30, creates and deploys i-x on the same account: its first hour is due at
+    // 01:00 too, before A's unit's time. Neither touches a stream A's unit read.
+    REQUIRE(b.execute_instance("i-x", payg("i-x"), meta).kind == outcome_kind::ok);
+    REQUIRE(b.execute_instance("i-x", cmd::deploy{}, meta).kind == outcome_kind::ok);
+    gate.release();
+    t.join();
+    REQUIRE(topic.kind == outcome_kind::ok);
+
+    // A's written unit bills both hours, in due order (01:00, then instance id: i-x before i-y).
+    std::vector<std::string> settled;
+    for (const auto& e : topic.written)
+        if (e.type == "instance.settled") settled.push_back(e.stream);
+    CHECK(settled == std::vector<std::string>{"instance-i-x", "instance-i-y"});
+
+    // verify: the chain, every unit decided again from the log, the projections.
+    REQUIRE(store::verify_chain(db.admin_url()).ok);
+    pqxx::connection c(db.admin_url());
+    const auto conf = projections::check_conformance(c, policies);
+    INFO("conformance at " << conf.bad_position.value_or(0) << ": " << conf.reason);
+    CHECK(!conf.bad_position);
+    CHECK(!projections::compare(db.admin_url(), policies));
 }

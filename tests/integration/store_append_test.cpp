@@ -436,3 +436,74 @@ TEST_CASE("append: an observer that swallows an SQL error cannot turn the rolled
     CHECK(r.code == append_code::unavailable);
     CHECK(count_rows(db) == 0);
 }
+
+namespace {
+
+// A stand-in for the daemon's sets (the instances of an account due by a time): the streams whose
+// name starts with the set's query. A written stream may join one when its facts say "in".
+set_reader prefix_sets() {
+    set_reader r;
+    r.members = [](pqxx::transaction_base& tx, const std::vector<const stream_set*>& sets) {
+        std::string sql;
+        for (std::size_t i = 0; i < sets.size(); ++i)
+            sql += std::string(i ? " UNION ALL " : "") + "SELECT DISTINCT " + std::to_string(i) +
+                   "::bigint, stream FROM events WHERE starts_with(stream, " + tx.quote(sets[i]->query) + ")";
+        return sql;
+    };
+    r.admits = [](const stream_set&, std::string_view facts) { return facts == "in"; };
+    return r;
+}
+
+append_request relying_on(const std::string& scope, const std::string& prefix, std::vector<std::pair<std::string, std::int64_t>> named,
+                          const std::string& writes) {
+    auto r = one(writes, any_version);
+    for (auto& [stream, version] : named) r.streams.push_back({stream, version, {}});
+    r.sets_read.push_back({scope, prefix});
+    r.scope = scope;
+    return r;
+}
+
+} // namespace
+
+TEST_CASE("append: a request that took a set of streams as complete conflicts when a stream it did not read "
+          "belongs to the set, in the database or earlier in its batch (the timer-unit race)",
+          "[store]") {
+    scratch_db db;
+    manual_clock clk(t0);
+    writer_gate gate;
+    store_options o;
+    o.observer = gate.observer();
+    o.sets = prefix_sets();
+    event_store store(db.app_url(), clk, o);
+    REQUIRE(store.append(one("instance-s1", 0)).ok());
+
+    // In the database: naming the member passes, leaving it out is a conflict and writes nothing.
+    REQUIRE(store.append(relying_on("account-a", "instance-s", {{"instance-s1", 1}}, "instance-w1")).ok());
+    const auto missed = store.append(relying_on("account-a", "instance-s", {}, "instance-w2"));
+    REQUIRE(missed.code == append_code::version_conflict);
+    CHECK(missed.conflict_stream == "instance-s1");
+    CHECK(count_rows(db, "stream = 'instance-w2'") == 0);
+
+    // In one batch: an earlier request of the same scope writes a stream that may join the set.
+    const auto batch_of = [&](const std::string& facts, const std::string& scope, const std::string& n) {
+        gate.arm();
+        auto blocker = store.append_async(one("instance-block-" + n, 0));
+        gate.wait_inside();
+        // Each batch its own set ("instance-n<n>…"), empty in the database.
+        auto joins = one("instance-n" + n + "-x", 0);
+        joins.scope = "account-a";
+        joins.member_facts["instance-n" + n + "-x"] = facts;
+        auto first = store.append_async(std::move(joins));
+        auto second = store.append_async(relying_on(scope, "instance-n" + n, {}, "instance-w-" + n));
+        gate.release();
+        REQUIRE(blocker.get().ok());
+        REQUIRE(first.get().ok());
+        return second.get();
+    };
+    const auto joined = batch_of("in", "account-a", "1");
+    REQUIRE(joined.code == append_code::version_conflict);
+    CHECK(joined.conflict_stream == "instance-n1-x");
+    CHECK(batch_of("out", "account-a", "2").ok());   // its facts keep it out of the set
+    CHECK(batch_of("in", "account-b", "3").ok());    // another scope
+    CHECK(verify_chain(db.app_url()).ok);
+}

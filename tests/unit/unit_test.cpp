@@ -365,3 +365,22 @@ TEST_CASE("replay: each kind of finding names its position (API.md verify)") {
         CHECK(bad->position == 1);
     }
 }
+
+TEST_CASE("units: an outcome names the sets of the account's instances the unit took as complete (due by its "
+          "time, each notice it delivered), which the append checks against instances created meanwhile "
+          "(RULES.md Time-driven events, Accounts and payments)") {
+    test::fleet f;
+    open(f, 100, utc("2025-01-01 00:00"));
+    must(f, instance_command{"a", payg("a", 80, product::rocketmq)}, utc("2025-01-01 09:00"));
+    must(f, instance_command{"b", payg("b", 60, product::rocketmq)}, utc("2025-01-01 09:00"));
+    const auto bill = f.run(fire_timers{"acc-1", utc("2025-01-01 10:00")}, utc("2025-01-01 10:00"));
+    REQUIRE(bill.ok());
+    REQUIRE(bill.sets_read.size() == 1);
+    CHECK(bill.sets_read.at("acc-1") == account_sets_read{utc("2025-01-01 10:00"), {account_notice::overdue}});
+    const auto pay = f.run(account_command{"acc-1", cmd::add_funds{1000, "wire"}}, utc("2025-01-02 12:00"));
+    REQUIRE(pay.ok());
+    CHECK(pay.sets_read.at("acc-1") == account_sets_read{utc("2025-01-02 12:00"), {account_notice::paid}});
+    const auto topic = f.run(instance_command{"a", cmd::create_topic{"t"}}, utc("2025-01-02 12:10"));
+    REQUIRE(topic.ok());
+    CHECK(topic.sets_read.at("acc-1") == account_sets_read{utc("2025-01-02 12:10"), {}});
+}
