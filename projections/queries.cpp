@@ -177,13 +177,18 @@ store::set_reader set_reader() {
             due += sep + (q.what == "due" ? std::to_string(std::stoll(q.value)) : std::string("NULL"));
             kind += sep + (q.what == "notice" ? tx.quote(q.value) : std::string("NULL"));
         }
-        // By index: instance_state's account index, then each instance's timers by primary key.
-        return "SELECT g.n, 'instance-' || s.instance_id FROM unnest(" + no + "]::bigint[], " + account +
-               "]::text[], " + due + "]::bigint[], " + kind +
-               "]::text[]) AS g(n, account_id, due_us, kind) JOIN instance_state s ON s.account_id = g.account_id"
-               " WHERE (g.due_us IS NOT NULL AND EXISTS (SELECT 1 FROM timers t WHERE t.instance_id = s.instance_id"
-               " AND t.due_at <= 'epoch'::timestamptz + g.due_us * interval '1 microsecond'))"
-               " OR (g.kind IS NOT NULL AND s.account_notice = g.kind)";
+        // Due sets: when no timer at all is due by a set's time (the usual case: due timers fire
+        // within a second), one probe of the timers' due_at index says so and the account is not
+        // looked at; else instance_state's account index, then each instance's timers by key.
+        // Notice sets: the account's instances with that notice.
+        return "WITH g(n, account_id, due_by, kind) AS (SELECT n, a, 'epoch'::timestamptz + d * interval '1 microsecond', k"
+               " FROM unnest(" + no + "]::bigint[], " + account + "]::text[], " + due + "]::bigint[], " + kind +
+               "]::text[]) AS u(n, a, d, k))"
+               " SELECT g.n, 'instance-' || s.instance_id FROM g JOIN instance_state s ON s.account_id = g.account_id"
+               " WHERE g.due_by >= (SELECT min(due_at) FROM timers) AND EXISTS (SELECT 1 FROM timers t"
+               " WHERE t.instance_id = s.instance_id AND t.due_at <= g.due_by)"
+               " UNION ALL SELECT g.n, 'instance-' || s.instance_id FROM g JOIN instance_state s"
+               " ON s.account_id = g.account_id AND s.account_notice = g.kind";
     };
     r.admits = [](const store::stream_set& set, std::string_view facts) {
         const auto q = parse_set(set.query);
