@@ -41,8 +41,7 @@ policy_version policy_service::refresh() {
         pqxx::read_transaction tx(c);
         return projections::load_policies(tx);
     });
-    for (const auto v : logged.versions())
-        if (registry_.find(v) == nullptr) registry_.add(*logged.find(v));
+    registry_.add_missing(logged);
     return registry_.current().version();
 }
 
@@ -59,17 +58,17 @@ policy_service::outcome policy_service::apply() {
             stream_version = static_cast<std::int64_t>(r.versions().size()) - 1;   // version 1 is built in
             return r;
         });
-        for (const auto v : logged.versions())
-            if (registry_.find(v) == nullptr) registry_.add(*logged.find(v));
+        registry_.add_missing(logged);
         const auto& current = registry_.current();
 
         std::string error;
         auto wanted = table_from_json(overrides, current.version() + 1, error);
         if (!wanted) throw policy_file_error("--policy " + file_ + ": " + error);   // read_file checked it
+        // Equal tables have equal hashes (the hash is the table's, not its version's).
         const auto data = projections::policy_changed_data(*wanted);
-        if (table_json(*wanted) == table_json(current)) {
+        if (data.at("table") == table_json(current)) {
             loaded_ = true;
-            return {false, current.version(), std::string(projections::policy_changed_data(current).at("hash").as_string())};
+            return {false, current.version(), std::string(data.at("hash").as_string())};
         }
 
         store::append_request req;

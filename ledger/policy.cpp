@@ -341,6 +341,17 @@ void policy_registry::add(policy_set set) {
     sets_.insert_or_assign(p->version(), std::move(p));
 }
 
+void policy_registry::add_missing(const policy_registry& other) {
+    if (&other == this) return;
+    std::map<policy_version, std::shared_ptr<const policy_set>> theirs;
+    {
+        std::shared_lock lock(other.mutex_);
+        theirs = other.sets_;
+    }
+    std::unique_lock lock(mutex_);
+    for (auto& [v, set] : theirs) sets_.emplace(v, std::move(set));   // emplace keeps what is held
+}
+
 const policy_set* policy_registry::find(policy_version version) const {
     std::shared_lock lock(mutex_);
     const auto it = sets_.find(version);

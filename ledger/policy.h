@@ -220,6 +220,9 @@ public:
     /// Adds (or replaces) a version and makes the newest version current. A daemon only ever
     /// adds new versions: replacing one that a reader holds is for building tables in tests.
     void add(policy_set set);
+    /// Adds every version of `other` that this registry does not hold (the versions the log
+    /// holds, some of them appended by another daemon); never replaces one it holds.
+    void add_missing(const policy_registry& other);
     /// The set of `version`, or nullptr when unknown.
     [[nodiscard]] const policy_set* find(policy_version version) const;
     /// The newest version: what new events are judged by.

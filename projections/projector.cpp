@@ -133,9 +133,7 @@ policy_registry load_policies(pqxx::transaction_base& tx) {
 
 policy_registry with_logged_policies(pqxx::transaction_base& tx, const policy_registry& known) {
     policy_registry out = known;
-    const auto logged = load_policies(tx);
-    for (const auto v : logged.versions())
-        if (out.find(v) == nullptr) out.add(*logged.find(v));
+    out.add_missing(load_policies(tx));
     return out;
 }
 
@@ -237,7 +235,8 @@ std::shared_ptr<const unit_rows> rows_of(const unit_outcome& o,
         c.id = id;
         if (b.exists) {
             c.before = detail::count_key_of(b);
-            c.timers_before = detail::timers_of(b, policies);
+            c.timers_before_known = policies.find(b.policy) != nullptr;
+            if (c.timers_before_known) c.timers_before = detail::timers_of(b, policies);
         }
         if (s.exists) {   // a stream with no purchase/import yet has nothing to show
             c.after = detail::count_key_of(s);
@@ -287,7 +286,8 @@ store::batch_writes projector::writes(pqxx::transaction_base& tx, const std::vec
         for (const auto& [id, m] : instances) {
             if (m.last->row.empty()) continue;
             out.instance(m.last->row);
-            if (m.first->timers_before != m.last->timers_after) out.timers(id, m.last->timers_after);
+            if (!m.first->timers_before_known || m.first->timers_before != m.last->timers_after)
+                out.timers(id, m.last->timers_after);
         }
         for (const auto& [id, row] : accounts) out.account(*row);
         return out.writes(first_param);
@@ -315,7 +315,8 @@ store::batch_writes projector::writes(pqxx::transaction_base& tx, const std::vec
             auto s = parse_instance_snapshot(row[1].c_str(), id);
             if (s.exists) {
                 before.emplace(id, detail::count_key_of(s));
-                timers_before.emplace(id, detail::timers_of(s, policies_));
+                // Under a version this daemon does not hold yet, the timers are replaced.
+                if (policies_.find(s.policy) != nullptr) timers_before.emplace(id, detail::timers_of(s, policies_));
             }
             set.instances.emplace(id, std::move(s));
         }

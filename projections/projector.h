@@ -108,6 +108,10 @@ struct unit_rows {
         std::optional<count_key> before;        // nothing: the instance did not exist
         count_key after;
         std::vector<timer> timers_before, timers_after;
+        /// False when the state before was decided under a policy version this daemon does not
+        /// hold yet (another daemon appended it within the last second): its timers cannot be
+        /// derived here, so the instance's timer rows are replaced whatever they were.
+        bool timers_before_known = true;
     };
     std::vector<instance_change> instances;     // every instance the unit wrote to
     std::vector<std::pair<std::string, std::string>> accounts;   // account id, accounts row text

@@ -384,3 +384,58 @@ TEST_CASE("faults: an instance that comes due on another engine while a unit of 
     CHECK(!conf.bad_position);
     CHECK(!projections::compare(db.admin_url(), policies));
 }
+
+TEST_CASE("policy at run time: a daemon that has not adopted the newest table yet writes an instance's timers "
+          "from its own decision, so the projections stay those of the log (docs/rules.md run-time policy)",
+          "[faults]") {
+    scratch_db db;
+    manual_clock clk(at("2026-01-05T00:00:00Z"));
+    // Daemon A holds version 2 (Kafka pay-as-you-go bills 2 hours after each hour); daemon B
+    // has not read it from the log yet.
+    policy_registry newer, older;
+    std::string error;
+    auto v2 = newer.current().with_overrides(boost::json::parse(R"({"kafka/payg": {"issue_delay_hours": 2}})"), error);
+    REQUIRE(v2);
+    v2->set_version(newer.current().version() + 1);
+    newer.add(*v2);
+    projections::projector proj_a(newer), proj_b(older);
+    store::store_options oa, ob;
+    oa.observer = proj_a.observer();
+    ob.observer = proj_b.observer();
+    oa.sets = ob.sets = projections::set_reader();
+    store::event_store store_a(db.app_url(), clk, oa), store_b(db.app_url(), clk, ob);
+    db_pool reads_a(db.app_url(), 2, &engine::prepare), reads_b(db.app_url(), 2, &engine::prepare);
+    engine a(reads_a, store_a, newer, clk, {}, 16), b(reads_b, store_b, older, clk, {}, 16);
+    {
+        store::append_request req;
+        req.streams.push_back({projections::policy_stream, 0,
+                               {store::new_event{projections::policy_changed_type, projections::policy_changed_data(*v2), clk.now()}}});
+        req.metadata["actor"] = "policy";
+        req.metadata["policy_version"] = v2->version();
+        REQUIRE(store_a.append(std::move(req)).ok());
+    }
+    const request_meta meta{"test", {}, {}, {}, {}};
+    cmd::purchase p;
+    p.instance_id = "i-1";
+    p.account_id = "acc";
+    p.prod = product::kafka;
+    p.bill = billing::payg;
+    p.timezone = "UTC";
+    p.rate = price{price::unit::hourly, 100};
+    REQUIRE(a.execute_account("acc", cmd::open_account{"CNY"}, meta).kind == outcome_kind::ok);
+    REQUIRE(a.execute_account("acc", cmd::add_funds{100000, "seed"}, meta).kind == outcome_kind::ok);
+    REQUIRE(a.execute_instance("i-1", p, meta).kind == outcome_kind::ok);
+    clk.advance_to(at("2026-01-05T00:10:00Z"));
+    REQUIRE(a.execute_instance("i-1", cmd::deploy{}, meta).kind == outcome_kind::ok);   // decided under version 2
+    clk.advance_to(at("2026-01-05T00:20:00Z"));
+    REQUIRE(b.execute_instance("i-1", cmd::create_topic{"orders"}, meta).kind == outcome_kind::ok);   // under 1
+
+    // The log says version 1 decided last: the timers of the table B used, not A's.
+    pqxx::connection c(db.admin_url());
+    const auto conf = projections::check_conformance(c, newer);
+    INFO("conformance at " << conf.bad_position.value_or(0) << ": " << conf.reason);
+    CHECK(!conf.bad_position);
+    const auto diff = projections::compare(db.admin_url(), newer);
+    INFO("projections differ: " << (diff ? diff->table + " " + diff->side + " " + diff->row : ""));
+    CHECK(!diff);
+}

@@ -166,6 +166,29 @@ TEST_CASE("policy: the registry keeps every version so old events are judged by 
     CHECK(reg.find(99) == nullptr);
 }
 
+TEST_CASE("policy: a registry takes in the versions another one holds (logged by another daemon) and never "
+          "replaces a version it holds, so a table once used keeps judging its events") {
+    std::string error;
+    const auto version = [&](const char* overrides, policy_version v) {
+        auto set = policy_set::defaults().with_overrides(boost::json::parse(overrides), error);
+        REQUIRE(set);
+        set->set_version(v);
+        return *set;
+    };
+    policy_registry mine, logged;
+    mine.add(version(R"({"kafka/subscription": {"grace_days": 3}})", current_policy_version + 1));
+    logged.add(version(R"({"kafka/subscription": {"grace_days": 4}})", current_policy_version + 1));
+    logged.add(version(R"({"kafka/subscription": {"grace_days": 5}})", current_policy_version + 2));
+    mine.add_missing(logged);
+    CHECK(mine.versions() == std::vector<policy_version>{current_policy_version, current_policy_version + 1,
+                                                         current_policy_version + 2});
+    CHECK(mine.find(current_policy_version + 1)->get(product::kafka, billing::subscription).lapse->first_for ==
+          std::chrono::days{3});
+    CHECK(mine.current().get(product::kafka, billing::subscription).lapse->first_for == std::chrono::days{5});
+    mine.add_missing(mine);
+    CHECK(mine.versions().size() == 3);
+}
+
 TEST_CASE("policy: every product and billing model has a price unit per API.md") {
     CHECK(table.get(product::kafka, billing::subscription).price_unit == price::unit::monthly);
     CHECK(table.get(product::kafka, billing::payg).price_unit == price::unit::hourly);
