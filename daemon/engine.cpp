@@ -198,14 +198,15 @@ store::append_request append_with_rows(const unit_outcome& o, const unit_command
                                        const request_meta& meta, policy_version version,
                                        const policy_registry& policies, const db_view& view, bool wait_when_full) {
     auto r = append_of(o, c, at, meta, version);
-    r.projection = projections::rows_of(
+    auto rows = projections::rows_of(
         o, [&](const std::string& iid) -> const instance_state& { return view.loaded(iid); }, policies);
     r.wait_when_full = wait_when_full;
-    for (auto& sa : r.streams) {
-        if (sa.events.empty()) continue;
-        const auto iid = instance_id_of(sa.stream);
-        r.member_facts[sa.stream] = projections::member_facts_of(iid ? &o.instances.at(*iid) : nullptr, policies);
-    }
+    // Each written stream's facts for the store's in-batch set check: an instance's from its rows
+    // (its timers derived once), any other stream's joins no set.
+    for (const auto& change : rows->instances) r.member_facts.emplace(instance_stream(change.id), change.member_facts);
+    for (const auto& sa : r.streams)
+        if (!sa.events.empty()) r.member_facts.emplace(sa.stream, projections::member_facts_of({}, std::nullopt));
+    r.projection = std::move(rows);
     return r;
 }
 

@@ -1,5 +1,7 @@
 #include "projections/projector.h"
 
+#include "projections/queries.h"
+
 #include "ledger/canonical_json.h"
 #include "ledger/codec.h"
 #include "ledger/store/hash_chain.h"
@@ -242,6 +244,9 @@ std::shared_ptr<const unit_rows> rows_of(const unit_outcome& o,
             c.after = detail::count_key_of(s);
             c.row = json::serialize(detail::instance_row(s, policies));
             c.timers_after = detail::timers_of(s, policies);
+            c.member_facts = member_facts_of(c.timers_after, notice_of(s, policy_of(s, policies)));
+        } else {
+            c.member_facts = member_facts_of({}, std::nullopt);
         }
         out->instances.push_back(std::move(c));
     }

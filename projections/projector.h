@@ -112,6 +112,8 @@ struct unit_rows {
         /// hold yet (another daemon appended it within the last second): its timers cannot be
         /// derived here, so the instance's timer rows are replaced whatever they were.
         bool timers_before_known = true;
+        /// The instance after the unit in the store's set terms (`member_facts_of`).
+        std::string member_facts;
     };
     std::vector<instance_change> instances;     // every instance the unit wrote to
     std::vector<std::pair<std::string, std::string>> accounts;   // account id, accounts row text

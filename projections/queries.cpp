@@ -154,12 +154,10 @@ std::vector<store::stream_set> stream_sets_of(const std::string& account_id, con
 
 // "<earliest due, microseconds, or -> <notice or ->": what the timers table and
 // instance_state.account_notice will say of the instance.
-std::string member_facts_of(const instance_state* s, const policy_registry& policies) {
-    if (s == nullptr || !s->exists) return "- -";
+std::string member_facts_of(const std::vector<timer>& timers, std::optional<account_notice> notice) {
     std::optional<time_point> earliest;
-    for (const auto& t : detail::timers_of(*s, policies))
+    for (const auto& t : timers)
         if (!earliest || t.due_at < *earliest) earliest = t.due_at;
-    const auto notice = notice_of(*s, policy_of(*s, policies));
     return (earliest ? std::to_string(micros(*earliest)) : std::string("-")) + " " +
            (notice ? std::string(to_string(*notice)) : std::string("-"));
 }

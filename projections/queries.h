@@ -7,7 +7,6 @@
 
 #include "ledger/account.h"
 #include "ledger/instance.h"
-#include "ledger/policy.h"
 #include "ledger/types.h"
 #include "ledger/unit.h"
 #include "ledger/store/event_store.h"
@@ -67,8 +66,9 @@ struct with_due {
 /// each append, with the facts of each instance it writes (`member_facts_of`: its earliest
 /// timer and its notice); `set_reader` reads their members for the store.
 [[nodiscard]] std::vector<store::stream_set> stream_sets_of(const std::string& account_id, const account_sets_read& sets);
-/// `s` null (a stream that is no instance): facts that join no set.
-[[nodiscard]] std::string member_facts_of(const instance_state* s, const policy_registry& policies);
+/// The facts of an instance whose timers (its `deadlines`) and notice are these; of an instance
+/// that does not exist, or a stream that is no instance: no timers and no notice.
+[[nodiscard]] std::string member_facts_of(const std::vector<timer>& timers, std::optional<account_notice> notice);
 [[nodiscard]] store::set_reader set_reader();
 
 /// The earliest due time of any timer, or nothing.
