@@ -318,6 +318,18 @@ struct writer_gate {
 
 time_point at(const char* iso) { return *codec::parse_time(iso); }
 
+// A Kafka pay-as-you-go instance of account "acc" in UTC, 100 an hour.
+cmd::purchase kafka_payg(const std::string& id) {
+    cmd::purchase p;
+    p.instance_id = id;
+    p.account_id = "acc";
+    p.prod = product::kafka;
+    p.bill = billing::payg;
+    p.timezone = "UTC";
+    p.rate = price{price::unit::hourly, 100};
+    return p;
+}
+
 } // namespace
 
 TEST_CASE("faults: an instance that comes due on another engine while a unit of its account waits to be written "
@@ -339,19 +351,9 @@ TEST_CASE("faults: an instance that comes due on another engine while a unit of 
     db_pool reads_a(db.app_url(), 2, &engine::prepare), reads_b(db.app_url(), 2, &engine::prepare);
     engine a(reads_a, store_a, policies, clk_a, {}, 16), b(reads_b, store_b, policies, clk_b, {}, 16);
     const request_meta meta{"test", {}, {}, {}, {}};
-    const auto payg = [](const std::string& id) {
-        cmd::purchase p;
-        p.instance_id = id;
-        p.account_id = "acc";
-        p.prod = product::kafka;
-        p.bill = billing::payg;
-        p.timezone = "UTC";
-        p.rate = price{price::unit::hourly, 100};
-        return p;
-    };
     REQUIRE(a.execute_account("acc", cmd::open_account{"CNY"}, meta).kind == outcome_kind::ok);
     REQUIRE(a.execute_account("acc", cmd::add_funds{100000, "seed"}, meta).kind == outcome_kind::ok);
-    REQUIRE(a.execute_instance("i-y", payg("i-y"), meta).kind == outcome_kind::ok);
+    REQUIRE(a.execute_instance("i-y", kafka_payg("i-y"), meta).kind == outcome_kind::ok);
     REQUIRE(a.execute_instance("i-y", cmd::deploy{}, meta).kind == outcome_kind::ok);
 
     // A, at 01:30, decides a topic command on i-y: its unit first bills i-y's hour due at 01:00.
@@ -364,7 +366,7 @@ TEST_CASE("faults: an instance that comes due on another engine while a unit of 
     gate.wait_holding();
     // Meanwhile B, at 00:30, creates and deploys i-x on the same account: its first hour is due at
     // 01:00 too, before A's unit's time. Neither touches a stream A's unit read.
-    REQUIRE(b.execute_instance("i-x", payg("i-x"), meta).kind == outcome_kind::ok);
+    REQUIRE(b.execute_instance("i-x", kafka_payg("i-x"), meta).kind == outcome_kind::ok);
     REQUIRE(b.execute_instance("i-x", cmd::deploy{}, meta).kind == outcome_kind::ok);
     gate.release();
     t.join();
@@ -415,16 +417,9 @@ TEST_CASE("policy at run time: a daemon that has not adopted the newest table ye
         REQUIRE(store_a.append(std::move(req)).ok());
     }
     const request_meta meta{"test", {}, {}, {}, {}};
-    cmd::purchase p;
-    p.instance_id = "i-1";
-    p.account_id = "acc";
-    p.prod = product::kafka;
-    p.bill = billing::payg;
-    p.timezone = "UTC";
-    p.rate = price{price::unit::hourly, 100};
     REQUIRE(a.execute_account("acc", cmd::open_account{"CNY"}, meta).kind == outcome_kind::ok);
     REQUIRE(a.execute_account("acc", cmd::add_funds{100000, "seed"}, meta).kind == outcome_kind::ok);
-    REQUIRE(a.execute_instance("i-1", p, meta).kind == outcome_kind::ok);
+    REQUIRE(a.execute_instance("i-1", kafka_payg("i-1"), meta).kind == outcome_kind::ok);
     clk.advance_to(at("2026-01-05T00:10:00Z"));
     REQUIRE(a.execute_instance("i-1", cmd::deploy{}, meta).kind == outcome_kind::ok);   // decided under version 2
     clk.advance_to(at("2026-01-05T00:20:00Z"));
