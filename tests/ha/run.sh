@@ -12,7 +12,7 @@
 #                     the block is free)
 #   HA_WORK_DIR       scratch directory (default: mktemp -d); kept on failure or with HA_KEEP=1
 #   HA_CLIENTS        client threads (default 6)
-#   HA_TEST_ARGS      more options for failover_test.py (e.g. --no-clock-barrier)
+#   HA_TEST_ARGS      more options for failover_test.py (e.g. --clients 12)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
