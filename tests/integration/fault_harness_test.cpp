@@ -128,6 +128,21 @@ struct node {
     }
 };
 
+// verify: the chain, every unit decided again from the log under `policies`, and the projections
+// equal to a rebuild.
+void require_verified(const scratch_db& db, const policy_registry& policies) {
+    const auto chain = store::verify_chain(db.admin_url());
+    INFO("chain: " << chain.reason);
+    REQUIRE(chain.ok);
+    pqxx::connection c(db.admin_url());
+    const auto conf = projections::check_conformance(c, policies);
+    INFO("conformance at " << conf.bad_position.value_or(0) << ": " << conf.reason);
+    REQUIRE(!conf.bad_position);
+    const auto diff = projections::compare(db.admin_url(), policies);
+    INFO("projections differ: " << (diff ? diff->table + " " + diff->side + " " + diff->row : ""));
+    REQUIRE(!diff);
+}
+
 struct acknowledged {
     std::string key;
     std::string what;
@@ -176,18 +191,7 @@ void run_seed(std::uint64_t seed, int steps) {
     };
 
     pqxx::connection check(db.admin_url());
-    const auto verify_all = [&] {
-        const auto chain = store::verify_chain(db.admin_url());
-        INFO("chain: " << chain.reason);
-        REQUIRE(chain.ok);
-        pqxx::connection c(db.admin_url());
-        const auto conf = projections::check_conformance(c, policies);
-        INFO("conformance at " << conf.bad_position.value_or(0) << ": " << conf.reason);
-        REQUIRE(!conf.bad_position);
-        const auto diff = projections::compare(db.admin_url(), policies);
-        INFO("projections differ: " << (diff ? diff->table + " " + diff->side + " " + diff->row : ""));
-        REQUIRE(!diff);
-    };
+    const auto verify_all = [&] { require_verified(db, policies); };
 
     const std::vector<std::string> accounts{"acc-1", "acc-2"};
     std::vector<std::string> instances;
@@ -378,13 +382,7 @@ TEST_CASE("faults: an instance that comes due on another engine while a unit of 
         if (e.type == "instance.settled") settled.push_back(e.stream);
     CHECK(settled == std::vector<std::string>{"instance-i-x", "instance-i-y"});
 
-    // verify: the chain, every unit decided again from the log, the projections.
-    REQUIRE(store::verify_chain(db.admin_url()).ok);
-    pqxx::connection c(db.admin_url());
-    const auto conf = projections::check_conformance(c, policies);
-    INFO("conformance at " << conf.bad_position.value_or(0) << ": " << conf.reason);
-    CHECK(!conf.bad_position);
-    CHECK(!projections::compare(db.admin_url(), policies));
+    require_verified(db, policies);
 }
 
 TEST_CASE("policy at run time: a daemon that has not adopted the newest table yet writes an instance's timers "
@@ -426,11 +424,5 @@ TEST_CASE("policy at run time: a daemon that has not adopted the newest table ye
     REQUIRE(b.execute_instance("i-1", cmd::create_topic{"orders"}, meta).kind == outcome_kind::ok);   // under 1
 
     // The log says version 1 decided last: the timers of the table B used, not A's.
-    pqxx::connection c(db.admin_url());
-    const auto conf = projections::check_conformance(c, newer);
-    INFO("conformance at " << conf.bad_position.value_or(0) << ": " << conf.reason);
-    CHECK(!conf.bad_position);
-    const auto diff = projections::compare(db.admin_url(), newer);
-    INFO("projections differ: " << (diff ? diff->table + " " + diff->side + " " + diff->row : ""));
-    CHECK(!diff);
+    require_verified(db, newer);
 }
