@@ -765,7 +765,12 @@ std::optional<codec_error> add_settled_flat_and_usage(json::object& data) {
         if (data.contains(key))
             return codec_error{error_kind::extra_field, key, std::string(key) + " is not in schema version 1"};
     // Without `amount` the decode reports it missing; flat is only its copy.
-    if (const auto* amount = data.if_contains("amount")) data.emplace("flat", *amount);
+    // A copy first: `emplace` may grow the object, which frees the element `amount` points to
+    // before it is read (found by codec_fuzz under ASan).
+    if (const auto* amount = data.if_contains("amount")) {
+        json::value flat = *amount;
+        data.emplace("flat", std::move(flat));
+    }
     data.emplace("usage", json::array{});
     return std::nullopt;
 }

@@ -737,6 +737,14 @@ TEST_CASE("codec upcast: instance.settled v1 (the time-based bill alone) reads a
     CHECK(err.kind == error_kind::missing_field);
     CHECK(err.field == "amount");
     CHECK(error_of("instance.settled", v1, 3).kind == error_kind::unsupported_version);
+    // codec_fuzz's finding: adding `flat` grows the object, and reading `amount` after that read
+    // freed memory (heap-use-after-free under ASan with a string amount). Refused, not crashed.
+    const auto grown = parse(R"({"cycle_start":"2027-10-13T22:00:00+00z","amount":"z"})");
+    CHECK_FALSE(codec::decode("instance.settled", grown, 1).ok());
+    json::value string_amount = v1;
+    string_amount.as_object()["amount"] = "a string long enough to live on the heap, not inline";
+    err = error_of("instance.settled", string_amount, 1);
+    CHECK(err.field == "amount");
 }
 
 TEST_CASE("codec: a settlement's usage items are strict, named by index (issue 15)", "[codec]") {
